@@ -1,0 +1,22 @@
+"""The `dialerd` command line.
+
+Each domain owns its command group in its own module (``dialerd/<domain>/cli.py``); this
+module only assembles them, so adding a command never means editing a neighbour's code.
+Exit codes scripts can trust: 0 ok, 1 operational failure, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dialerd import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dialerd")
+def cli() -> None:
+    """Outbound/inbound dialer daemon that runs beside an Asterisk PBX."""
+
+
+def main() -> None:
+    cli()

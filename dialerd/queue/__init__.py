@@ -1,0 +1,1 @@
+"""dialerd.queue."""
