@@ -20,3 +20,8 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+from dialerd.billing.cli import billing  # noqa: E402
+
+cli.add_command(billing)

@@ -301,9 +301,9 @@ def check_can_subscribe(
         if sub.status is not Status.ACTIVE:
             continue
         if overlaps(starts_on, ends_on, sub.starts_on, sub.ends_on):
-            until = sub.ends_on.isoformat() if sub.ends_on else "removed"
+            until = f"until {sub.ends_on}" if sub.ends_on else "until removed"
             raise BillingRefused(
-                f"overlaps subscription #{sub.id} ({sub.plan}, {sub.starts_on} .. {until})"
+                f"overlaps subscription #{sub.id} ({sub.plan} from {sub.starts_on} {until})"
             )
 
 
@@ -394,3 +394,32 @@ def recording_decision(subs: list[Subscription], today: date) -> Decision:
     if not current.recording:
         return Decision(False, "recording is not part of this subscription", current.id)
     return Decision(True, "recording included", current.id)
+
+
+def parse_period(text: str) -> tuple[date, date]:
+    """A statement period -> [since, until) days.
+
+    "2026" (a year), "2026-11" (a month), "2026-11-05" (a day) or "FROM..TO" with both
+    days included ("2026-11-01..2026-11-15").
+    """
+    text = text.strip()
+    try:
+        if ".." in text:
+            first, _, last = text.partition("..")
+            since, until = date.fromisoformat(first.strip()), date.fromisoformat(last.strip())
+            if until < since:
+                raise BillingInputError(f"period {text!r} ends before it starts")
+            return since, until + timedelta(days=1)
+        parts = text.split("-")
+        if len(parts) == 1:
+            since = date(int(parts[0]), 1, 1)
+            return since, add_months(since, 12)
+        if len(parts) == 2:
+            since = date(int(parts[0]), int(parts[1]), 1)
+            return since, add_months(since, 1)
+        day = date.fromisoformat(text)
+        return day, day + timedelta(days=1)
+    except ValueError:
+        raise BillingInputError(
+            f"not a period: {text!r} (use 2026, 2026-11, 2026-11-05 or 2026-11-01..2026-11-15)"
+        ) from None
