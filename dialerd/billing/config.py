@@ -107,7 +107,9 @@ def load_config(path: str | Path | None) -> BillingConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise BillingInputError(f"{path}{where}: not valid YAML") from None
+        problem = getattr(exc, "problem", None)
+        detail = f" ({problem})" if problem else ""
+        raise BillingInputError(f"{path}{where}: not valid YAML{detail}") from None
     if not isinstance(document, dict):
         raise BillingInputError(f"{path}: expected a mapping at the top level")
     section = document.get("billing", {})
