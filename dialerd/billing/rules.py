@@ -258,10 +258,6 @@ class Subscription:
             return 0
         return self.balance_cents // self.attempt_price_cents
 
-    def covers(self) -> tuple[date, date | None]:
-        """[starts_on, ends_on) — None is open-ended (per-attempt until removed)."""
-        return self.starts_on, self.ends_on
-
 
 def overlaps(a_start: date, a_end: date | None, b_start: date, b_end: date | None) -> bool:
     """Do two half-open date ranges intersect (None = open-ended)?"""
