@@ -54,7 +54,9 @@ async def open_db(path: str | Path) -> aiosqlite.Connection:
     newest = shipped[-1][0] if shipped else 0
     if current > newest:
         await conn.close()
-        raise SchemaTooNew(f"{path}: schema version {current} is newer than this dialerd ({newest})")
+        raise SchemaTooNew(
+            f"{path}: schema version {current} is newer than this dialerd ({newest})"
+        )
     for version, name, sql in shipped:
         if version <= current:
             continue

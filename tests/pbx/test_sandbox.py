@@ -11,8 +11,13 @@ from tests.conftest import SANDBOX, Sandbox
 
 
 def run_sandbox(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SANDBOX), *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, str(SANDBOX), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_runs_asterisk_22(sandbox: Sandbox) -> None:
@@ -45,15 +50,17 @@ def test_taken_port_is_a_clear_error(sandbox: Sandbox) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = run_sandbox("--name", "port-clash", "--ami-port", str(port),
-                           "--sip-port", "29999", "up")
+        proc = run_sandbox(
+            "--name", "port-clash", "--ami-port", str(port), "--sip-port", "29999", "up"
+        )
     assert proc.returncode == 1
     assert f"AMI port {port} on 127.0.0.1 is taken" in proc.stderr
 
 
 def test_extra_conf_is_included(tmp_path: Path) -> None:
     (tmp_path / "extensions_mine.conf").write_text(
-        "[my-world]\nexten => 1,1,Answer()\n same => n,Hangup()\n")
+        "[my-world]\nexten => 1,1,Answer()\n same => n,Hangup()\n"
+    )
     args = ("--name", "extra", "--ami-port", "29038", "--sip-port", "29060")
     proc = run_sandbox(*args, "--extra-conf", str(tmp_path), "up")
     try:
