@@ -34,9 +34,9 @@ _WRAP_QUANTILES = 5
 class Tables:
     """Per-second lookup tables indexed by `int(elapsed)`; the last entry covers the rest.
 
-    `call_mean[e]`: probability that a call dialing for e s becomes a live answer that
-    needs an agent within the horizon.  `talk_mean[e]` / `wrap_mean[e]`: probability that
-    an agent talking / wrapping for e s is free by horizon + connect deadline.  The `_var`
+    `call_mean[e]`: probability that a call dialing for e s becomes a live answer.
+    `talk_mean[e]` / `wrap_mean[e]`: probability that an agent talking / wrapping for e s
+    is free within the answer horizon plus the connect deadline.  The `_var`
     twins hold p(1-p) so the variance of each Bernoulli sum is one more sum.
     """
 
@@ -131,19 +131,19 @@ class OutcomeModel:
             acc += v
         return float(_CALL_BINS)
 
-    def call_tables(self, horizon: float) -> tuple[list[float], float]:
-        """Per-elapsed-second chance of a live answer within `horizon`, and a new call's."""
+    def call_tables(self) -> tuple[list[float], float]:
+        """Per elapsed second: chance a call still dialing ends as a live answer, and a
+        fresh call's.  Survival conditioning is what makes this a hazard estimate."""
         p = self.live_rate
         cdf_live = _cdf(self._hist_live)
         cdf_other = _cdf(self._hist_other)
         mean = [0.0] * _CALL_BINS
         for e in range(_CALL_BINS):
-            start = e + 0.5
-            live_done = _at(cdf_live, start)
-            survive = 1.0 - p * live_done - (1.0 - p) * _at(cdf_other, start)
+            live_left = p * (1.0 - _at(cdf_live, e + 0.5))
+            survive = live_left + (1.0 - p) * (1.0 - _at(cdf_other, e + 0.5))
             if survive > 1e-6:
-                mean[e] = min(1.0, p * (_at(cdf_live, start + horizon) - live_done) / survive)
-        return mean, p * _at(cdf_live, horizon)
+                mean[e] = live_left / survive
+        return mean, p
 
 
 class CycleModel:
@@ -159,39 +159,78 @@ class CycleModel:
         self._wrap.append(max(0.0, cycle.wrap_seconds))
         self.cycles += 1
 
-    def agent_tables(self, within: float) -> tuple[list[float], list[float]]:
-        """P(free within `within` s) for agents talking / wrapping for e s, per e."""
-        talk = sorted(self._talk)
-        wrap = sorted(self._wrap)
-        if not talk:
+    def agent_tables(
+        self, within: float, talking: Sequence[float]
+    ) -> tuple[list[float], list[float]]:
+        """P(free within `within` s) for agents talking / wrapping for e s, per e.
+
+        The calls still in progress (`talking`, elapsed seconds) enter the talk-time
+        estimate as right-censored observations (Kaplan-Meier): without them the first
+        cycles to finish, the short ones, would make every agent look about to be free.
+        """
+        if not self._talk:
             return [0.0], [0.0]
+        wrap = sorted(self._wrap)
         k = _WRAP_QUANTILES
         wrap_q = [wrap[min(len(wrap) - 1, int((i + 0.5) * len(wrap) / k))] for i in range(k)]
-        return _residual_table(talk, wrap_q, within), _residual_table(wrap, [0.0], within)
+        talk_km = _kaplan_meier(sorted(self._talk), sorted(talking))
+        wrap_km = _kaplan_meier(wrap, [])
+        return _residual_table(talk_km, wrap_q, within), _residual_table(wrap_km, [0.0], within)
 
 
-def _residual_table(samples: Sequence[float], extra: Sequence[float], within: float) -> list[float]:
-    """P(X + extra <= e + within | X > e) per integer e, from sorted samples of X.
+_Survival = tuple[list[float], list[float]]  # event times, survival just after each
 
-    Past the point where fewer than 3 samples remain the table stays flat: we do not
-    extrapolate residual life beyond what has been seen.
+
+def _kaplan_meier(events: list[float], censored: list[float]) -> _Survival:
+    """Kaplan-Meier survival from sorted event and censoring times."""
+    times: list[float] = []
+    surv: list[float] = []
+    at_risk = len(events) + len(censored)
+    s = 1.0
+    i = j = 0
+    while i < len(events):
+        t = events[i]
+        while j < len(censored) and censored[j] < t:
+            j += 1
+            at_risk -= 1
+        d = 0
+        while i < len(events) and events[i] == t:
+            d += 1
+            i += 1
+        s *= 1.0 - d / at_risk
+        at_risk -= d
+        times.append(t)
+        surv.append(s)
+    return times, surv
+
+
+def _survival_at(km: _Survival, y: float) -> float:
+    index = bisect.bisect_right(km[0], y)
+    return 1.0 if index == 0 else km[1][index - 1]
+
+
+def _residual_table(km: _Survival, extra: Sequence[float], within: float) -> list[float]:
+    """P(X + extra <= e + within | X > e) per integer e, from a survival curve of X.
+
+    Where under 2 % of the curve is left the table stays flat: we do not extrapolate
+    residual life beyond what has been seen.
     """
-    n = len(samples)
-    last = samples[max(0, n - 3)]
+    times, surv = km
+    last = next((t for t, v in zip(times, surv, strict=True) if v < 0.02), times[-1])
     length = max(2, min(_AGENT_BINS, int(last) + 2))
     table = [0.0] * length
     for e in range(length):
-        start = min(e + 0.5, last - 1e-9) if n >= 3 else e + 0.5
-        above = n - bisect.bisect_right(samples, start)
-        if above <= 0:
+        start = min(e + 0.5, last - 1e-9)
+        alive = _survival_at(km, start)
+        if alive <= 0.0:
             table[e] = 1.0
             continue
         done = 0.0
         for w in extra:
             limit = start + within - w
             if limit > start:
-                done += above - (n - bisect.bisect_right(samples, limit))
-        table[e] = done / (above * len(extra))
+                done += alive - _survival_at(km, limit)
+        table[e] = done / (alive * len(extra))
     return table
 
 

@@ -27,11 +27,11 @@ from dialerd.pacing.model import AgentCycle, DialOutcome, Floor
 from dialerd.pacing.settings import Settings
 from dialerd.pacing.simple import progressive_count, room
 
-HORIZON_QUANTILE = 0.5
+HORIZON_QUANTILE = 0.75
 CALL_REBUILD_SECONDS = 15.0
 AGENT_REBUILD_SECONDS = 60.0
-INITIAL_RISK = 0.1
-MIN_RISK, MAX_RISK = 1e-4, 0.5
+INITIAL_RISK = 0.01
+MIN_RISK, MAX_RISK = 1e-3, 0.3
 FEEDBACK_SECONDS = 600.0  # time constant of the budget loop at the floor's live-answer pace
 WINDOW_PRIOR_LIVE = 200.0  # pseudo-answers at the target rate while a window is nearly empty
 _NORMAL = NormalDist()
@@ -96,14 +96,16 @@ class PredictivePacer:
         self._log_risk = min(math.log(MAX_RISK), max(math.log(MIN_RISK), self._log_risk))
         self._z = _NORMAL.inv_cdf(1.0 - math.exp(self._log_risk))
 
-    def _warm(self) -> bool:
+    def _warm(self, floor: Floor) -> bool:
+        """Enough data to predict?  The first cycles to finish are the short ones (length
+        bias), so also wait until the floor has turned over about once."""
         s = self.settings
-        return (
-            self.outcomes.live_answers >= s.min_live_answers
-            and self.cycles.cycles >= s.min_agent_cycles
+        return self.outcomes.live_answers >= s.min_live_answers and self.cycles.cycles >= max(
+            s.min_agent_cycles, floor.agents
         )
 
-    def _current_tables(self, now: float) -> Tables:
+    def _current_tables(self, floor: Floor) -> Tables:
+        now = floor.now
         """Rebuild the lookup tables when new data arrived, at most every few seconds."""
         old = self._tables
         calls_due = old is None or (
@@ -116,7 +118,7 @@ class PredictivePacer:
             return old
         horizon = self.outcomes.live_quantile(HORIZON_QUANTILE)
         if calls_due or old is None:
-            call_mean, new_call = self.outcomes.call_tables(horizon)
+            call_mean, new_call = self.outcomes.call_tables()
             call_var = variances(call_mean)
             self._calls_built, self._new_outcomes = now, False
         else:
@@ -127,7 +129,9 @@ class PredictivePacer:
                 old.new_call_mean,
             )
         if agents_due or old is None:
-            talk, wrap = self.cycles.agent_tables(horizon + self.settings.connect_deadline)
+            talk, wrap = self.cycles.agent_tables(
+                horizon + self.settings.connect_deadline, floor.agents_talking
+            )
             talk_var, wrap_var = variances(talk), variances(wrap)
             self._agents_built, self._new_cycles = now, False
         else:
@@ -145,9 +149,9 @@ class PredictivePacer:
     def plan(self, floor: Floor) -> int:
         limit = room(floor, self.settings.max_ratio)
         base = min(progressive_count(floor), limit)
-        if not self._warm() or limit <= base:
+        if limit <= base or not self._warm(floor):
             return base
-        t = self._current_tables(floor.now)
+        t = self._current_tables(floor)
         m0 = t.new_call_mean
         if m0 <= 0.0:
             return base
