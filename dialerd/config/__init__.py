@@ -22,6 +22,7 @@ from dialerd.config.models import (
     ResultCode,
     ResultCodeFlags,
     RetryRule,
+    TieBreak,
     TimeWindow,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "ResultCode",
     "ResultCodeFlags",
     "RetryRule",
+    "TieBreak",
     "TimeWindow",
     "load_campaigns",
     "load_config",

@@ -48,6 +48,7 @@ __all__ = [
     "ResultCodeFlags",
     "RetryRule",
     "StoreConfig",
+    "TieBreak",
     "TimeWindow",
     "TlsConfig",
     "check_timezone",
@@ -239,7 +240,9 @@ class ResultCode(_Strict):
     """One disposition an attempt can end with (R-RC-1..5, R-AD-1).
 
     ``code`` is the key under ``result_codes:`` in YAML and is filled in by the campaign.
-    ``funnel_phase`` is the phase the address moves to (None: unchanged).
+    ``funnel_phase`` is the phase the address moves to (None: the queue's default rule);
+    phases only move forward unless ``force_phase`` allows this code to move one back.
+    ``contact_priority`` may not be ``open``: that level describes an address never worked.
     ``retry_as`` makes a no-contact code behave like a dialer outcome for retries, e.g. an
     agent's "voicemail" mark retries like ``machine`` (R-REG-4a).
     """
@@ -255,10 +258,19 @@ class ResultCode(_Strict):
     callback_minutes: int | None = Field(default=None, gt=0, le=60 * 24 * 366)
     flags: ResultCodeFlags = Field(default_factory=ResultCodeFlags)
     funnel_phase: FunnelPhase | None = None
+    force_phase: bool = False
     retry_as: Outcome | None = None
 
     @model_validator(mode="after")
-    def _callback_minutes_only_for_callbacks(self) -> ResultCode:
+    def _consistent(self) -> ResultCode:
+        if self.contact_priority is ContactPriority.OPEN:
+            raise InvalidKey(
+                ("contact_priority",),
+                "'open' only describes an address never worked; "
+                "expected very_low, medium, high or very_high",
+            )
+        if self.force_phase and self.funnel_phase is None:
+            raise InvalidKey(("force_phase",), "needs funnel_phase: the phase to force")
         if self.category is Category.CALLBACK and self.callback_minutes is None:
             raise InvalidKey(
                 ("callback_minutes",),
@@ -446,6 +458,14 @@ class CallingHours(_Strict):
         return any(w.contains(local.time()) for w in self.windows(local.date()))
 
 
+class TieBreak(StrEnum):
+    """Order among leads with an equal call score (see dialerd.queue.selection)."""
+
+    LEAST_RECENT = "least-recent"
+    FEWEST_ATTEMPTS = "fewest-attempts"
+    IMPORT_ORDER = "import-order"
+
+
 class RetryRule(_Strict):
     """What happens after a dialer outcome: which result code it records, when to retry."""
 
@@ -459,7 +479,11 @@ class CampaignConfig(_Strict):
     """One campaign file (``campaigns/NAME.yaml``); later files with the same name override.
 
     ``pacing`` is handed unchanged to ``dialerd.pacing.create_pacer(mode, pacing)``, which
-    owns the meaning of its keys. ``retry`` must cover every dialer outcome, so no call ever
+    owns the meaning of its keys. ``retry_after_contact_minutes`` is the delay after a live
+    call whose no-contact code asked for neither callback nor closing (e.g. "contact person
+    not in"). The two guards keep an abandoned (72 h) or machine-answered (24 h) number from
+    being redialled unless a live agent is guaranteed (preview, reserved callback).
+    ``retry`` must cover every dialer outcome, so no call ever
     ends without a result code (R-RC-1).
     """
 
@@ -481,6 +505,10 @@ class CampaignConfig(_Strict):
         description="a rule for each of busy, no_answer, machine, abandoned, failed"
     )
     max_attempts: int = Field(ge=1, le=100, description="an integer from 1 to 100")
+    retry_after_contact_minutes: int = Field(default=240, ge=0, le=60 * 24 * 366)
+    abandoned_redial_guard_minutes: int = Field(default=72 * 60, ge=0)
+    machine_redial_guard_minutes: int = Field(default=24 * 60, ge=0)
+    tie_break: TieBreak = TieBreak.LEAST_RECENT
     reservation_window_minutes: int = Field(default=20, ge=0, le=24 * 60)
     link_release_minutes: int | None = Field(default=None, gt=0)
     result_codes: dict[str, ResultCode] = Field(
