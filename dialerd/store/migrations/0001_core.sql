@@ -12,9 +12,9 @@ CREATE TABLE campaigns (
     updated_at  REAL NOT NULL
 );
 
+-- Agents are keyed by their text user id everywhere (queue rules, billing, MQTT topics).
 CREATE TABLE agents (
-    id         INTEGER PRIMARY KEY,
-    user_id    TEXT NOT NULL UNIQUE,  -- the text user id (billing keys on it too)
+    user_id    TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
     email      TEXT,
     role       TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent', 'supervisor', 'admin')),
@@ -25,10 +25,10 @@ CREATE TABLE agents (
 -- R-LOG-5: each employee has an extension; the endpoint is how Asterisk reaches it.
 CREATE TABLE extensions (
     extension TEXT PRIMARY KEY,
-    agent_id  INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    agent     TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     endpoint  TEXT NOT NULL  -- e.g. 'PJSIP/1001'
 );
-CREATE INDEX extensions_agent ON extensions(agent_id);
+CREATE INDEX extensions_agent ON extensions(agent);
 
 -- R-LOG-1/4: clients, for caller-ID lookup and the call log's name and client type.
 CREATE TABLE contacts (
@@ -56,9 +56,11 @@ CREATE TABLE import_batches (
     CHECK (rows_in = imported + rejected)
 );
 
--- The address (lead). status/next_dial_at are precomputed by the queue rules so that
--- "what to dial next" is one index range scan (see leads_dialable and store/leads.py):
---   ready      waiting; dialable once next_dial_at <= now and calling hours allow
+-- The address (lead). status, next_dial_at and call_score are precomputed when an attempt
+-- is recorded, so "what to dial next" is an ordered index range scan per time zone (see
+-- leads_ready and dialerd/store/leads.py):
+--   waiting    not before next_dial_at (retry delay); woken to 'ready' when due
+--   ready      dialable as far as time goes; calling hours are checked per time zone
 --   dialing    handed to the dialer, outcome not recorded yet
 --   callback   a pending row in callbacks owns the next attempt
 --   done       finished by a result code (positive, negative, discarded)
@@ -72,24 +74,36 @@ CREATE TABLE leads (
     fields          TEXT NOT NULL DEFAULT '{}',  -- custom columns, JSON object
     contact_id      INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
     status          TEXT NOT NULL DEFAULT 'ready'
-                    CHECK (status IN ('ready', 'dialing', 'callback', 'done', 'exhausted', 'dnc')),
+                    CHECK (status IN ('waiting', 'ready', 'dialing', 'callback', 'done',
+                                      'exhausted', 'dnc')),
     phase           TEXT NOT NULL DEFAULT 'suspect'
                     CHECK (phase IN ('suspect', 'prospect', 'qualified_prospect', 'lead',
                                      'qualified_lead', 'quote', 'order', 'discarded',
                                      'negative', 'lost')),
+    rank            INTEGER NOT NULL DEFAULT 0,  -- import order (tie-break 'import-order')
     attempts        INTEGER NOT NULL DEFAULT 0,
-    score_total     INTEGER NOT NULL DEFAULT 0,  -- sum of attempt scores (R-RC-3)
+    -- R-RC-3: 2 (the implicit "Open" every address starts with) + the attempt scores;
+    -- call_score = score_total / max(attempts, 1), kept here so the index can order by it.
+    score_total     INTEGER NOT NULL DEFAULT 2,
+    call_score      REAL NOT NULL DEFAULT 2.0,
     next_dial_at    REAL NOT NULL DEFAULT 0,
-    linked_agent_id INTEGER REFERENCES agents(id) ON DELETE SET NULL,  -- R-RC-6
-    linked_at       REAL,
+    linked_agent    TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
+    linked_at       REAL,  -- R-RC-6: linked to the agent who first reached the CP
     last_result     TEXT,
+    last_outcome    TEXT,
     last_attempt_at REAL,
+    last_abandoned_at REAL,  -- redial guards (72 h after an abandon, 24 h after a machine)
+    last_machine_at REAL,
     import_batch_id INTEGER REFERENCES import_batches(id) ON DELETE SET NULL,
     source_line     INTEGER,  -- line in the imported file, for the admin's cross-reference
     created_at      REAL NOT NULL,
     UNIQUE (campaign_id, number)
 );
-CREATE INDEX leads_dialable ON leads(campaign_id, tz, next_dial_at) WHERE status = 'ready';
+-- Queue order within a zone: call score high first, never-dialled (NULL) then least recent,
+-- import rank, id. One range per allowed zone; no sort for a single zone.
+CREATE INDEX leads_ready ON leads(campaign_id, tz, call_score DESC, last_attempt_at, rank)
+    WHERE status = 'ready';
+CREATE INDEX leads_waiting ON leads(next_dial_at) WHERE status = 'waiting';
 CREATE INDEX leads_number ON leads(number);
 
 -- The distinct time zones of a campaign's leads: calling hours are evaluated once per zone,
@@ -130,7 +144,7 @@ CREATE TABLE call_log (
     number           TEXT NOT NULL,  -- the customer's number (caller in, called out)
     caller_id        TEXT,
     extension        TEXT,           -- the employee's extension at the time (no FK: history)
-    agent_id         INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    agent            TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     contact_id       INTEGER REFERENCES contacts(id) ON DELETE SET NULL,
     campaign_id      INTEGER REFERENCES campaigns(id) ON DELETE SET NULL,
     lead_id          INTEGER REFERENCES leads(id) ON DELETE SET NULL,
@@ -151,7 +165,7 @@ CREATE TABLE attempts (
     lead_id      INTEGER NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
     campaign_id  INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
     call_id      INTEGER REFERENCES call_log(id) ON DELETE SET NULL,
-    agent_id     INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    agent        TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     started_at   REAL NOT NULL,
     ended_at     REAL,
     outcome      TEXT CHECK (outcome IN ('human', 'busy', 'no_answer', 'machine', 'abandoned',
@@ -167,23 +181,23 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_lead ON attempts(lead_id, started_at);
 CREATE INDEX attempts_call ON attempts(call_id);
 
--- R-CB: scheduled callbacks. owner_agent_id NULL = any agent (R-CB-8). reserved_until ends
+-- R-CB: scheduled callbacks. owner_agent NULL = any agent (R-CB-8). reserved_until ends
 -- the owner's reservation window (R-CB-2/5).
 CREATE TABLE callbacks (
     id             INTEGER PRIMARY KEY,
     lead_id        INTEGER NOT NULL REFERENCES leads(id) ON DELETE CASCADE,
     campaign_id    INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
-    owner_agent_id INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    owner_agent    TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     due_at         REAL NOT NULL,
     reserved_until REAL,
     comment        TEXT NOT NULL DEFAULT '',  -- shown to whoever gets the callback (R-CB-7)
     status         TEXT NOT NULL DEFAULT 'pending'
                    CHECK (status IN ('pending', 'offered', 'done', 'cancelled')),
-    created_by     INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    created_by     TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     created_at     REAL NOT NULL
 );
 CREATE INDEX callbacks_due ON callbacks(campaign_id, due_at) WHERE status = 'pending';
-CREATE INDEX callbacks_owner ON callbacks(owner_agent_id, due_at) WHERE status = 'pending';
+CREATE INDEX callbacks_owner ON callbacks(owner_agent, due_at) WHERE status = 'pending';
 CREATE INDEX callbacks_lead ON callbacks(lead_id);
 
 -- R-LOG-6
@@ -226,7 +240,7 @@ CREATE TABLE registrations (
     topic_id      INTEGER NOT NULL REFERENCES registration_topics(id),
     call_id       INTEGER REFERENCES call_log(id) ON DELETE SET NULL,
     attempt_id    INTEGER REFERENCES attempts(id) ON DELETE SET NULL,
-    agent_id      INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    agent         TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     registered_at REAL NOT NULL
 );
 CREATE INDEX registrations_topic ON registrations(topic_id, registered_at);
