@@ -64,6 +64,12 @@ class Store(Protocol):
     ) -> ImportBatch:
         """Insert `leads` all-or-nothing and record the batch (rows in = len + rejected)."""
 
+    async def next_rank(self, campaign_id: int) -> int:
+        """The rank after the campaign's last lead, so import order continues across files."""
+
+    async def lead_field_names(self, campaign_id: int) -> list[str]:
+        """The custom-field names used by the campaign's leads, in first-seen order."""
+
     async def get_lead(self, lead_id: int) -> Lead | None:
         """One lead by id."""
 

@@ -16,29 +16,32 @@ class CallsSql(SqlBase):
 
     async def log_call(self, call: CallRecord) -> int:
         """Add a call to the call log; its id."""
-        async with self._tx() as db, db.execute(
-            "INSERT INTO call_log(uniqueid, direction, status, number, caller_id, extension,"
-            " agent, contact_id, campaign_id, lead_id, started_at, answered_at, ended_at,"
-            " duration_seconds, too_long) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " RETURNING id",
-            (
-                call.uniqueid,
-                call.direction.value,
-                call.status.value,
-                call.number,
-                call.caller_id,
-                call.extension,
-                call.agent,
-                call.contact_id,
-                call.campaign_id,
-                call.lead_id,
-                call.started_at,
-                call.answered_at,
-                call.ended_at,
-                call.duration_seconds,
-                int(call.too_long),
-            ),
-        ) as cur:
+        async with (
+            self._tx() as db,
+            db.execute(
+                "INSERT INTO call_log(uniqueid, direction, status, number, caller_id, extension,"
+                " agent, contact_id, campaign_id, lead_id, started_at, answered_at, ended_at,"
+                " duration_seconds, too_long) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
+                (
+                    call.uniqueid,
+                    call.direction.value,
+                    call.status.value,
+                    call.number,
+                    call.caller_id,
+                    call.extension,
+                    call.agent,
+                    call.contact_id,
+                    call.campaign_id,
+                    call.lead_id,
+                    call.started_at,
+                    call.answered_at,
+                    call.ended_at,
+                    call.duration_seconds,
+                    int(call.too_long),
+                ),
+            ) as cur,
+        ):
             row = await cur.fetchone()
         assert row is not None
         return int(row[0])
@@ -114,17 +117,20 @@ class CallsSql(SqlBase):
 
     async def add_recording(self, recording: Recording) -> int:
         """Register a recording file for a call (R-LOG-6)."""
-        async with self._tx() as db, db.execute(
-            "INSERT INTO recordings(call_id, path, started_at, duration_seconds, downloaded)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (
-                recording.call_id,
-                recording.path,
-                recording.started_at,
-                recording.duration_seconds,
-                int(recording.downloaded),
-            ),
-        ) as cur:
+        async with (
+            self._tx() as db,
+            db.execute(
+                "INSERT INTO recordings(call_id, path, started_at, duration_seconds, downloaded)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (
+                    recording.call_id,
+                    recording.path,
+                    recording.started_at,
+                    recording.duration_seconds,
+                    int(recording.downloaded),
+                ),
+            ) as cur,
+        ):
             row = await cur.fetchone()
         assert row is not None
         return int(row[0])

@@ -155,11 +155,20 @@ class LeadsSql(SqlBase):
         return ImportBatch(batch_id, campaign_id, source, rows_in, len(leads), rejected, now)
 
     async def next_rank(self, campaign_id: int) -> int:
-        """The rank after the campaign's last imported lead (import order continues)."""
+        """The rank after the campaign's last lead, so import order continues across files."""
         row = await self._one(
             "SELECT COALESCE(MAX(rank), -1) + 1 FROM leads WHERE campaign_id = ?", (campaign_id,)
         )
         return int(row[0]) if row else 0
+
+    async def lead_field_names(self, campaign_id: int) -> list[str]:
+        """The custom-field names of the campaign's leads, in first-seen order."""
+        rows = await self._all(
+            "SELECT f.key FROM leads l, json_each(l.fields) f WHERE l.campaign_id = ?"
+            " GROUP BY f.key ORDER BY MIN(l.id), MIN(f.id)",
+            (campaign_id,),
+        )
+        return [r[0] for r in rows]
 
     async def get_lead(self, lead_id: int) -> Lead | None:
         """One lead by id."""
