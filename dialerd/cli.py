@@ -20,3 +20,12 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+from dialerd.config.cli import campaign, check_config  # noqa: E402
+from dialerd.leads.cli import dnc, leads  # noqa: E402
+
+cli.add_command(check_config)
+cli.add_command(campaign)
+cli.add_command(leads)
+cli.add_command(dnc)
