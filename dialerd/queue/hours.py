@@ -99,8 +99,29 @@ def next_opening(
             continue
         starts = sorted(w.start for w in hours.windows if w.weekday == day.weekday())
         for start in starts:
-            # A start inside a DST gap normalises to the first real instant after it.
-            candidate = datetime.combine(day, start, tzinfo=z).astimezone(UTC)
+            candidate = _local_start(day, start, z)
             if candidate > now and is_open(hours, tz, candidate):
                 return candidate
     return None
+
+
+def _local_start(day: date, start: time, z: ZoneInfo) -> datetime:
+    """The UTC instant local ``day start`` begins; for a start inside a DST gap (a wall
+    time that never happens), the first real instant after the gap."""
+    before = datetime.combine(day, start, tzinfo=z)
+    utc = before.astimezone(UTC)
+    if utc.astimezone(z).replace(tzinfo=None) == before.replace(tzinfo=None):
+        return utc
+    # In a gap: fold=1 reads the wall time with the post-transition offset (an instant
+    # before the jump), fold=0 with the earlier offset (after it). Transitions fall on whole
+    # seconds, so bisect over integer timestamps for the first instant past the jump.
+    lo = int(before.replace(fold=1).timestamp())
+    hi = int(utc.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        local = datetime.fromtimestamp(mid, z)
+        if (local.date(), local.time()) >= (day, start):
+            hi = mid
+        else:
+            lo = mid
+    return datetime.fromtimestamp(hi, UTC)
