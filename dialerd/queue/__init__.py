@@ -26,7 +26,7 @@ from dialerd.queue.callbacks import (
     linked_owner,
     scheduled_calls,
 )
-from dialerd.queue.codes import Category, ContactPriority, FunnelPhase, ResultCode
+from dialerd.queue.codes import Category, ContactPriority, FunnelPhase, Outcome, ResultCode
 from dialerd.queue.explain import Explanation, Reason, explain, live_agent_guaranteed, render
 from dialerd.queue.hours import CallingHours, UnknownTimeZone, Window, is_open, next_opening
 from dialerd.queue.model import (
@@ -40,7 +40,7 @@ from dialerd.queue.model import (
     EmailStatus,
     HistoryEntry,
     Lead,
-    Outcome,
+    LeadId,
     Presence,
     RegistrationCategory,
     RetryPolicy,
@@ -78,6 +78,7 @@ __all__ = [
     "FunnelPhase",
     "HistoryEntry",
     "Lead",
+    "LeadId",
     "Offer",
     "OfferKind",
     "Outcome",

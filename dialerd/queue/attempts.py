@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from dialerd.queue.callbacks import linked_owner
-from dialerd.queue.codes import Category, ContactPriority, ResultCode
+from dialerd.queue.codes import Category, ContactPriority, Outcome, ResultCode
 from dialerd.queue.model import (
     Attempt,
     Callback,
@@ -22,7 +22,6 @@ from dialerd.queue.model import (
     EmailStatus,
     HistoryEntry,
     Lead,
-    Outcome,
 )
 from dialerd.queue.registration import registration_problems
 from dialerd.queue.scoring import next_phase
@@ -41,7 +40,7 @@ VOICEMAIL_CODE = "agent:voicemail"
 
 
 def system_code(outcome: Outcome) -> str:
-    """The result code the dialer records for an attempt no agent disposed (R-RC-1)."""
+    """The built-in result code for a dialer outcome the campaign maps to none (R-RC-1)."""
     return f"dialer:{outcome.value}"
 
 
@@ -57,9 +56,14 @@ def carry_note(call_note: str, detail_note: str) -> str:
     return "\n".join(parts)
 
 
-def effective_outcome(attempt: Attempt) -> Outcome:
-    """The outcome the retry logic sees: a voicemail mark means not answered (R-REG-4a)."""
-    return Outcome.NO_ANSWER if attempt.voicemail_marked else attempt.outcome
+def effective_outcome(attempt: Attempt, code: ResultCode | None = None) -> Outcome:
+    """The outcome the retry delay is taken from: a voicemail mark means not answered
+    (R-REG-4a); an agent's code may ask to retry like a dialer outcome (``retry_as``)."""
+    if attempt.voicemail_marked:
+        return Outcome.NO_ANSWER
+    if code is not None and code.retry_as is not None:
+        return code.retry_as
+    return attempt.outcome
 
 
 def disposition_problems(attempt: Attempt, rules: CampaignRules) -> list[str]:
@@ -89,9 +93,9 @@ def disposition_problems(attempt: Attempt, rules: CampaignRules) -> list[str]:
     problems: list[str] = []
     if code.require_email and not (attempt.email_to or "").strip():
         problems.append(f"result code {code.code!r} requires an e-mail: pick an address (R-RC-5)")
-    if attempt.detail_note.strip() and not code.show_detail:
+    if attempt.detail_note.strip() and not code.detail_screen:
         problems.append(f"result code {code.code!r} has no detail screen for a note")
-    if attempt.assign_to is not None and not code.allow_assign:
+    if attempt.assign_to is not None and not code.allow_reassign:
         problems.append(f"result code {code.code!r} does not allow assigning to another agent")
     if attempt.reschedule is not None and code.category.closes:
         problems.append(f"result code {code.code!r} closes the address; it cannot be rescheduled")
@@ -110,10 +114,11 @@ def apply_attempt(lead: Lead, attempt: Attempt, rules: CampaignRules) -> Applied
     if problems:
         raise DispositionError(problems)
     code = _agent_code(attempt, rules)
-    priority = code.priority if code is not None else ContactPriority.VERY_LOW
-    outcome = effective_outcome(attempt)
+    recorded = _recorded_code(attempt, code, rules)
+    priority = recorded.priority if recorded is not None else ContactPriority.VERY_LOW
+    outcome = effective_outcome(attempt, code)
     at = attempt.at
-    phase = next_phase(lead.phase, priority, code)
+    phase = next_phase(lead.phase, priority, recorded)
     callback = _callback(attempt, code, priority, carry_note(attempt.call_note, ""))
     linked_agent, linked_at = _link(lead, attempt, priority, rules)
     new = replace(
@@ -122,10 +127,13 @@ def apply_attempt(lead: Lead, attempt: Attempt, rules: CampaignRules) -> Applied
         score_total=lead.score_total + priority.score,
         last_attempt_at=at,
         last_outcome=outcome,
-        last_abandoned_at=at if outcome is Outcome.ABANDONED else lead.last_abandoned_at,
-        last_machine_at=at if outcome is Outcome.MACHINE else lead.last_machine_at,
+        # the guards follow what the dialer saw, not a code's retry_as
+        last_abandoned_at=at if attempt.outcome is Outcome.ABANDONED else lead.last_abandoned_at,
+        last_machine_at=at if attempt.outcome is Outcome.MACHINE else lead.last_machine_at,
         phase=phase,
-        closed=lead.closed or not phase.in_funnel or (code is not None and code.category.closes),
+        closed=lead.closed
+        or not phase.in_funnel
+        or (recorded is not None and recorded.category.closes),
         linked_agent=linked_agent,
         linked_at=linked_at,
         callback=callback,
@@ -135,7 +143,7 @@ def apply_attempt(lead: Lead, attempt: Attempt, rules: CampaignRules) -> Applied
         at=at,
         agent=attempt.agent,
         outcome=outcome,
-        result_code=_recorded_code(attempt, code),
+        result_code=recorded.code if recorded is not None else _builtin_code(attempt),
         priority=priority,
         note=carry_note(attempt.call_note, attempt.detail_note),
         recording=attempt.recording,
@@ -155,12 +163,21 @@ def _agent_code(attempt: Attempt, rules: CampaignRules) -> ResultCode | None:
     return rules.code(attempt.result_code)
 
 
-def _recorded_code(attempt: Attempt, code: ResultCode | None) -> str:
+def _recorded_code(
+    attempt: Attempt, code: ResultCode | None, rules: CampaignRules
+) -> ResultCode | None:
+    """The campaign code the attempt is recorded with: the agent's, or the one the campaign
+    maps a dialer outcome to; ``None`` means a built-in code (score "very low")."""
     if code is not None:
-        return code.code
-    if attempt.voicemail_marked:
-        return VOICEMAIL_CODE
-    return system_code(attempt.outcome)
+        return code
+    mapped = rules.outcome_codes.get(attempt.outcome)
+    if mapped is not None and not attempt.voicemail_marked:
+        return rules.code(mapped)
+    return None
+
+
+def _builtin_code(attempt: Attempt) -> str:
+    return VOICEMAIL_CODE if attempt.voicemail_marked else system_code(attempt.outcome)
 
 
 def _callback(

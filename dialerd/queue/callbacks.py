@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dialerd.queue.hours import require_aware
-from dialerd.queue.model import Callback, CallbackTarget, CampaignRules, Lead, Presence
+from dialerd.queue.model import Callback, CallbackTarget, CampaignRules, Lead, LeadId, Presence
 
 
 class CallbackPhase(StrEnum):
@@ -87,7 +87,7 @@ class ScheduledCall:
     """One row of an agent's "scheduled calls" list (R-CB-1)."""
 
     due_at: datetime
-    lead_id: str
+    lead_id: LeadId
     phone: str
     comment: str
 

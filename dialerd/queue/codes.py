@@ -35,6 +35,22 @@ class ContactPriority(Enum):
         return self in (ContactPriority.HIGH, ContactPriority.VERY_HIGH)
 
 
+class Outcome(StrEnum):
+    """What the dialer saw of one attempt (the agent's result code comes on top)."""
+
+    ANSWERED = "answered"
+    """A person answered and was connected to an agent, who gives the result code."""
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    """Rang without answer — or an agent marked the call as voicemail (R-REG-4a)."""
+    MACHINE = "machine"
+    """Answering-machine detection said "machine"; no agent heard it."""
+    ABANDONED = "abandoned"
+    """A person answered and no agent was connected in time."""
+    FAILED = "failed"
+    """Congestion, invalid number, channel unavailable."""
+
+
 class Category(StrEnum):
     """What a result code means for the address's future (R-RC-1)."""
 
@@ -60,9 +76,9 @@ class FunnelPhase(StrEnum):
 
     SUSPECT = "suspect"
     PROSPECT = "prospect"
-    QUALIFIED_PROSPECT = "qualified-prospect"
+    QUALIFIED_PROSPECT = "qualified_prospect"
     LEAD = "lead"
-    QUALIFIED_LEAD = "qualified-lead"
+    QUALIFIED_LEAD = "qualified_lead"
     QUOTE = "quote"
     ORDER = "order"
     DISCARDED = "discarded"
@@ -90,7 +106,9 @@ class ResultCode:
     ``funnel_phase`` is the phase this code moves the address to; ``None`` lets the
     defaults of :func:`dialerd.queue.scoring.next_phase` decide. ``force_phase`` allows the
     one defined backward move (e.g. outside sales rejects a lead back to qualified
-    prospect); without it phases only move forward.
+    prospect); without it phases only move forward. ``retry_as`` makes a no-contact code
+    wait the retry delay of a dialer outcome (e.g. an agent's "voicemail" code retrying like
+    ``no_answer``); it changes the delay only, never the AMD/abandon redial guards.
     """
 
     code: str
@@ -98,11 +116,12 @@ class ResultCode:
     priority: ContactPriority
     label: str = ""
     callback_minutes: int | None = None
-    show_detail: bool = False
-    allow_assign: bool = False
+    detail_screen: bool = False
+    allow_reassign: bool = False
     require_email: bool = False
     funnel_phase: FunnelPhase | None = None
     force_phase: bool = False
+    retry_as: Outcome | None = None
 
     def __post_init__(self) -> None:
         if not self.code:
@@ -120,3 +139,10 @@ class ResultCode:
             raise ValueError(f"result code {self.code!r}: callback_minutes must be > 0")
         if self.force_phase and self.funnel_phase is None:
             raise ValueError(f"result code {self.code!r}: force_phase needs a funnel_phase")
+        if self.retry_as is not None and (
+            self.category is not Category.NO_CONTACT or self.retry_as is Outcome.ANSWERED
+        ):
+            raise ValueError(
+                f"result code {self.code!r}: retry_as is for no-contact codes and names a "
+                "dialer outcome (busy, no_answer, machine, abandoned, failed)"
+            )

@@ -22,8 +22,15 @@ from dialerd.queue.callbacks import (
     link_expires_at,
     linked_owner,
 )
-from dialerd.queue.hours import UnknownTimeZone, is_open, next_opening, require_aware, zone
-from dialerd.queue.model import CampaignRules, DialMode, Lead, Presence
+from dialerd.queue.hours import (
+    UnknownTimeZone,
+    is_open,
+    next_opening,
+    require_aware,
+    zone,
+    zones,
+)
+from dialerd.queue.model import CampaignRules, DialMode, Lead, LeadId, Presence
 from dialerd.queue.scoring import call_score
 
 
@@ -39,7 +46,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class Explanation:
-    lead_id: str
+    lead_id: LeadId
     at: datetime
     agent: str | None
     reasons: tuple[Reason, ...]
@@ -137,21 +144,22 @@ def explain(
 
 def _hours_reason(lead: Lead, rules: CampaignRules, now: datetime) -> Reason:
     try:
-        tz = zone(lead.timezone)
-        opening = next_opening(rules.hours, lead.timezone, now)
+        names = zones(lead.timezone)
         open_now = is_open(rules.hours, lead.timezone, now)
+        opening = None if open_now else next_opening(rules.hours, lead.timezone, now)
     except UnknownTimeZone as exc:
         return Reason("hours", False, f"{exc}: cannot tell the local time, never dialled")
-    local = now.astimezone(tz)
+    local = ", ".join(f"{now.astimezone(zone(n)):%a %H:%M} {n}" for n in names)
     if open_now:
-        return Reason("hours", True, f"inside calling hours ({local:%a %H:%M} {lead.timezone})")
+        return Reason("hours", True, f"inside calling hours ({local})")
     if opening is None:
-        return Reason("hours", False, "outside calling hours and no window opens within a year")
+        return Reason("hours", False, f"outside calling hours ({local}); no window within a year")
+    first = zone(names[0])
     return Reason(
         "hours",
         False,
-        f"outside calling hours ({local:%a %H:%M} {lead.timezone}); next window opens "
-        f"{opening.astimezone(tz):%a %Y-%m-%d %H:%M} {lead.timezone} ({_utc(opening)})",
+        f"outside calling hours ({local}); next window opens "
+        f"{opening.astimezone(first):%a %Y-%m-%d %H:%M} {names[0]} ({_utc(opening)})",
         opening,
     )
 

@@ -74,9 +74,25 @@ def require_aware(now: datetime) -> datetime:
     return now
 
 
+def zones(tz: str) -> tuple[str, ...]:
+    """The zones of a lead: one IANA name, or several joined by "," for a number whose zone
+    is ambiguous (a call must then be allowed in every one of them)."""
+    names = tuple(n.strip() for n in tz.split(",") if n.strip())
+    if not names:
+        raise UnknownTimeZone(f"no time zone given ({tz!r})")
+    for name in names:
+        zone(name)
+    return names
+
+
 def is_open(hours: CallingHours, tz: str, now: datetime) -> bool:
-    """Whether ``now`` falls inside a window in zone ``tz``."""
-    local = require_aware(now).astimezone(zone(tz))
+    """Whether ``now`` falls inside a window in zone ``tz`` (in each of several zones)."""
+    require_aware(now)
+    return all(_open_in(hours, name, now) for name in zones(tz))
+
+
+def _open_in(hours: CallingHours, tz: str, now: datetime) -> bool:
+    local = now.astimezone(zone(tz))
     if local.date() in hours.holidays:
         return False
     t = local.time().replace(tzinfo=None)
@@ -87,10 +103,29 @@ def next_opening(
     hours: CallingHours, tz: str, now: datetime, horizon_days: int = 400
 ) -> datetime | None:
     """The first instant ≥ ``now`` at which calling is allowed, in UTC; ``None`` if none
-    within ``horizon_days`` (e.g. no windows at all)."""
+    within ``horizon_days`` (e.g. no windows at all, or zones whose windows never overlap)."""
     require_aware(now)
-    if is_open(hours, tz, now):
-        return now.astimezone(UTC)
+    names = zones(tz)
+    limit = now + timedelta(days=horizon_days)
+    t = now.astimezone(UTC)
+    # Each zone's next opening is ≥ t; the first instant open in all zones is the fixed
+    # point of "jump to the latest of the zones' next openings".
+    while t <= limit:
+        openings = [_next_opening_in(hours, name, t, horizon_days) for name in names]
+        if any(o is None for o in openings):
+            return None
+        latest = max(o for o in openings if o is not None)
+        if latest == t:
+            return t
+        t = latest
+    return None
+
+
+def _next_opening_in(
+    hours: CallingHours, tz: str, now: datetime, horizon_days: int
+) -> datetime | None:
+    if _open_in(hours, tz, now):
+        return now
     z = zone(tz)
     today = now.astimezone(z).date()
     for offset in range(horizon_days + 1):
@@ -100,7 +135,7 @@ def next_opening(
         starts = sorted(w.start for w in hours.windows if w.weekday == day.weekday())
         for start in starts:
             candidate = _local_start(day, start, z)
-            if candidate > now and is_open(hours, tz, candidate):
+            if candidate > now and _open_in(hours, tz, candidate):
                 return candidate
     return None
 

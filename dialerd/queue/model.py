@@ -14,24 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
-from dialerd.queue.codes import ContactPriority, FunnelPhase, ResultCode
+from dialerd.queue.codes import Category, ContactPriority, FunnelPhase, Outcome, ResultCode
 from dialerd.queue.hours import CallingHours, require_aware
 
-
-class Outcome(StrEnum):
-    """What the dialer saw of one attempt (the agent's result code comes on top)."""
-
-    ANSWERED = "answered"
-    """A person answered and was connected to an agent, who gives the result code."""
-    BUSY = "busy"
-    NO_ANSWER = "no-answer"
-    """Rang without answer — or an agent marked the call as voicemail (R-REG-4a)."""
-    MACHINE = "machine"
-    """Answering-machine detection said "machine"; no agent heard it."""
-    ABANDONED = "abandoned"
-    """A person answered and no agent was connected in time."""
-    FAILED = "failed"
-    """Congestion, invalid number, channel unavailable."""
+LeadId = int | str
+"""The store's integer id; tests may use readable strings. Final tie-break of the queue."""
 
 
 class EmailStatus(StrEnum):
@@ -53,10 +40,12 @@ class CallbackTarget(StrEnum):
 
 
 class DialMode(StrEnum):
-    """Per campaign (R-DL-1). Preview guarantees a live agent on every call it makes."""
+    """Per campaign (R-DL-1), named as in ``dialerd.pacing.create_pacer``. Preview
+    guarantees a live agent on every call it makes."""
 
     PREVIEW = "preview"
     PROGRESSIVE = "progressive"
+    RATIO = "ratio"
     PREDICTIVE = "predictive"
 
 
@@ -112,9 +101,11 @@ class Lead:
     (see :func:`dialerd.queue.scoring.call_score`).
     """
 
-    id: str
+    id: LeadId
     phone: str
     timezone: str
+    """IANA zone; several joined by "," when the number's zone is ambiguous (all must be
+    inside calling hours)."""
     rank: int = 0
     dnc: bool = False
     phase: FunnelPhase = FunnelPhase.SUSPECT
@@ -254,6 +245,9 @@ class CampaignRules:
     tie_break: TieBreak = TieBreak.LEAST_RECENT
     forced_registration: bool = False
     registration: tuple[RegistrationCategory, ...] = ()
+    outcome_codes: Mapping[Outcome, str] = field(default_factory=dict)
+    """The no-contact result code each dialer outcome is recorded with (R-RC-1); an
+    unmapped outcome gets the built-in ``dialer:<outcome>`` code with score 1."""
 
     def __post_init__(self) -> None:
         codes = [c.code for c in self.result_codes]
@@ -266,6 +260,16 @@ class CampaignRules:
             raise ValueError("link_release must be positive (or absent)")
         if self.forced_registration and not self.registration:
             raise ValueError("forced registration needs at least one registration category")
+        by_code = {c.code: c for c in self.result_codes}
+        for outcome, name in self.outcome_codes.items():
+            if outcome is Outcome.ANSWERED:
+                raise ValueError("an answered call gets the agent's code, not a mapped one")
+            mapped = by_code.get(name)
+            if mapped is None or mapped.category is not Category.NO_CONTACT:
+                raise ValueError(
+                    f"dialer outcome {outcome} maps to {name!r}, which is not a no-contact "
+                    "result code of this campaign"
+                )
 
     def code(self, name: str) -> ResultCode:
         """The result code called ``name``; ``KeyError`` naming the known ones."""

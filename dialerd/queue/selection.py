@@ -27,7 +27,7 @@ from enum import IntEnum
 
 from dialerd.queue.callbacks import CallbackPhase
 from dialerd.queue.explain import explain
-from dialerd.queue.model import CampaignRules, Lead, Presence, TieBreak
+from dialerd.queue.model import CampaignRules, Lead, LeadId, Presence, TieBreak
 from dialerd.queue.scoring import call_score
 
 
@@ -50,7 +50,7 @@ class Offer:
     """The callback's rescheduling comment, shown to whoever gets the call (R-CB-7)."""
 
 
-_Key = tuple[int, float, float, int, str]
+_Key = tuple[int, float, float, int, LeadId]
 
 
 def _sort_key(lead: Lead, kind: OfferKind, tie_break: TieBreak) -> _Key:

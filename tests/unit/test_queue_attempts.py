@@ -30,7 +30,7 @@ pytestmark = pytest.mark.unit
     ("attempt", "code", "priority"),
     [
         (dialer("mon 10:00", Outcome.BUSY), "dialer:busy", ContactPriority.VERY_LOW),
-        (dialer("mon 10:00", Outcome.NO_ANSWER), "dialer:no-answer", ContactPriority.VERY_LOW),
+        (dialer("mon 10:00", Outcome.NO_ANSWER), "dialer:no_answer", ContactPriority.VERY_LOW),
         (dialer("mon 10:00", Outcome.MACHINE), "dialer:machine", ContactPriority.VERY_LOW),
         (dialer("mon 10:00", Outcome.ABANDONED), "dialer:abandoned", ContactPriority.VERY_LOW),
         (dialer("mon 10:00", Outcome.FAILED), "dialer:failed", ContactPriority.VERY_LOW),
