@@ -56,6 +56,7 @@ from dialerd.queue.registration import (
 )
 from dialerd.queue.scoring import call_score, call_score_of, engagement_score, next_phase
 from dialerd.queue.selection import Offer, OfferKind, next_lead, offer_for, select
+from dialerd.queue.state import LeadState, lead_state, retry_due_at
 
 __all__ = [
     "VOICEMAIL_CODE",
@@ -79,6 +80,7 @@ __all__ = [
     "HistoryEntry",
     "Lead",
     "LeadId",
+    "LeadState",
     "Offer",
     "OfferKind",
     "Outcome",
@@ -105,6 +107,7 @@ __all__ = [
     "engagement_score",
     "explain",
     "is_open",
+    "lead_state",
     "link_expires_at",
     "linked_owner",
     "live_agent_guaranteed",
@@ -116,6 +119,7 @@ __all__ = [
     "registration_problems",
     "registration_stats",
     "render",
+    "retry_due_at",
     "scheduled_calls",
     "select",
     "system_code",

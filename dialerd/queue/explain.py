@@ -96,7 +96,7 @@ def explain(
     reasons: list[Reason] = []
     add = reasons.append
 
-    if lead.closed:
+    if lead.closed or not lead.phase.in_funnel:
         add(Reason("closed", False, f"closed (funnel phase {lead.phase})"))
     if lead.dnc:
         add(Reason("dnc", False, f"{lead.phone} is on the do-not-call list"))

@@ -6,17 +6,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from queue_builders import answered, at, dialer, lead, rules
+from queue_builders import CODES, answered, at, dialer, lead, rules
 
 from dialerd.queue import (
     VOICEMAIL_CODE,
     Attempt,
     CallbackRequest,
     CallbackTarget,
+    Category,
     ContactPriority,
     DispositionError,
     EmailStatus,
     Outcome,
+    ResultCode,
     advance_email_status,
     apply_attempt,
     carry_note,
@@ -348,3 +350,34 @@ def test_invalid_disposition_lists_every_problem_at_once() -> None:
     with pytest.raises(DispositionError) as err:
         apply_attempt(lead(), attempt, rules(forced_registration=True))
     assert len(err.value.problems) == 2
+
+
+def test_dialer_outcomes_recorded_with_the_campaigns_mapped_codes_r_rc_1() -> None:
+    """R-RC-1: a campaign maps each dialer outcome to one of its no-contact codes; the
+    attempt is recorded with it and scores its contact priority."""
+    r = rules(outcome_codes={Outcome.BUSY: "voicemail", Outcome.NO_ANSWER: "not-in"})
+    assert apply_attempt(lead(), dialer("mon 10:00", Outcome.BUSY), r).entry.result_code == (
+        "voicemail"
+    )
+    applied = apply_attempt(lead(), dialer("mon 10:00", Outcome.NO_ANSWER), r)
+    assert (applied.entry.result_code, applied.lead.score_total) == ("not-in", 2 + 3)
+    assert apply_attempt(lead(), dialer("mon 10:00", Outcome.FAILED), r).entry.result_code == (
+        "dialer:failed"
+    )
+    with pytest.raises(ValueError, match="not a no-contact"):
+        rules(outcome_codes={Outcome.BUSY: "callback"})
+    with pytest.raises(ValueError, match="not a no-contact"):
+        rules(outcome_codes={Outcome.BUSY: "nope"})
+
+
+def test_agent_voicemail_code_with_retry_as_r_reg_4a() -> None:
+    """R-REG-4a: a campaign may instead give agents a "voicemail" code that retries like a
+    dialer outcome; only the delay changes, the AMD guard stays for AMD verdicts."""
+    vm = ResultCode("vm", Category.NO_CONTACT, ContactPriority.VERY_LOW, retry_as=Outcome.MACHINE)
+    r = rules(result_codes=(*CODES, vm))
+    ld = apply_attempt(lead(), answered("mon 10:00", "vm"), r).lead
+    assert (ld.last_outcome, ld.last_machine_at) == (Outcome.MACHINE, None)
+    with pytest.raises(ValueError, match="retry_as is for no-contact codes"):
+        ResultCode(
+            "x", Category.CALLBACK, ContactPriority.HIGH, callback_minutes=5, retry_as=Outcome.BUSY
+        )

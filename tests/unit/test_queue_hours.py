@@ -60,6 +60,31 @@ def test_window_inside_a_dst_gap_opens_at_the_first_real_instant_r_dl_4(
     assert next_opening(hours, AMS, at(now)) == at(next_)
 
 
+@pytest.mark.parametrize(
+    ("now", "open_", "next_"),
+    [
+        # Amsterdam 09-21 (UTC 08-20) and New York 09-21 (UTC 14-02) overlap UTC 14-20
+        ("mon 10:00", False, "mon 14:00"),
+        ("mon 14:00", True, "mon 14:00"),
+        ("mon 19:59", True, "mon 19:59"),
+        ("mon 20:00", False, "tue 14:00"),
+    ],
+)
+def test_ambiguous_number_must_be_inside_hours_in_every_zone_r_dl_4(
+    now: str, open_: bool, next_: str
+) -> None:
+    """R-DL-4: a number whose zone is ambiguous is called only when all its zones allow."""
+    tz = "Europe/Amsterdam,America/New_York"
+    assert is_open(OFFICE_HOURS, tz, at(now)) is open_
+    assert next_opening(OFFICE_HOURS, tz, at(now)) == at(next_)
+
+
+def test_zones_that_never_overlap_have_no_opening_r_dl_4() -> None:
+    """R-DL-4: Amsterdam 09-12 and Tokyo 09-12 never coincide: never dialled."""
+    hours = CallingHours.weekdays(time(9), time(12))
+    assert next_opening(hours, "Europe/Amsterdam,Asia/Tokyo", at("mon 10:00"), 30) is None
+
+
 def test_naive_datetimes_and_unknown_zones_are_refused_r_dl_4() -> None:
     """R-DL-4: the rules never guess: no naive instants, no unknown zones."""
     with pytest.raises(ValueError, match="naive"):
