@@ -29,3 +29,6 @@ cli.add_command(check_config)
 cli.add_command(campaign)
 cli.add_command(leads)
 cli.add_command(dnc)
+from dialerd.billing.cli import billing  # noqa: E402
+
+cli.add_command(billing)
