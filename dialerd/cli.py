@@ -22,6 +22,10 @@ def main() -> None:
     cli()
 
 
+# Each domain registers its own command group here, one line each.
 from dialerd.billing.cli import billing  # noqa: E402
+from dialerd.config.cli import campaign, check_config  # noqa: E402
+from dialerd.leads.cli import dnc, leads  # noqa: E402
 
-cli.add_command(billing)
+for command in (check_config, campaign, leads, dnc, billing):
+    cli.add_command(command)
