@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -433,3 +433,13 @@ async def test_r_sub_5_user_without_subscription_gets_a_clear_message(books: Boo
         assert not login.allowed
         assert "no subscription" in login.message
         assert not (await books.gate.charge_attempt(user, at("2026-01-01"))).charged
+
+
+async def test_gate_converts_aware_times_to_local_days(books: Books) -> None:
+    """The floor may pass an aware datetime; billing works in naive local time."""
+    await books.service.add_credit("cc", 1000, "x", at("2026-01-01"))
+    await books.service.subscribe("tm", Plan.ATTEMPT, at("2026-01-01"), amount_cents=70)
+    aware = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    assert (await books.gate.charge_attempt("tm", aware)).charged
+    [entry] = [e for e in await books.service.store.ledger(user_id="tm") if e.kind == "attempt"]
+    assert entry.at == aware.astimezone().replace(tzinfo=None).isoformat()

@@ -578,10 +578,16 @@ class BillingGate:
         self._service = service
 
     async def may_log_in(self, user_id: str, now: datetime) -> Decision:
-        return await self._service.may_take_calls(user_id, now)
+        return await self._service.may_take_calls(user_id, local_time(now))
 
     async def charge_attempt(self, user_id: str, now: datetime) -> AttemptCharge:
-        return await self._service.charge_attempt(user_id, now)
+        return await self._service.charge_attempt(user_id, local_time(now))
 
     async def may_record(self, user_id: str, now: datetime) -> Decision:
-        return await self._service.may_record(user_id, now)
+        return await self._service.may_record(user_id, local_time(now))
+
+
+def local_time(now: datetime) -> datetime:
+    """Billing days are the floor's local days and the ledger stores naive local time, so
+    an aware datetime (e.g. UTC from the event loop's clock) is converted, not mixed in."""
+    return now.astimezone().replace(tzinfo=None) if now.tzinfo is not None else now
