@@ -142,7 +142,7 @@ def apply_attempt(lead: Lead, attempt: Attempt, rules: CampaignRules) -> Applied
     entry = HistoryEntry(
         at=at,
         agent=attempt.agent,
-        outcome=outcome,
+        outcome=attempt.outcome,  # what happened; the retry view is on the lead
         result_code=recorded.code if recorded is not None else _builtin_code(attempt),
         priority=priority,
         note=carry_note(attempt.call_note, attempt.detail_note),

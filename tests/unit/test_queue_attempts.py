@@ -301,6 +301,7 @@ def test_voicemail_mark_turns_the_attempt_into_not_answered_r_reg_4a() -> None:
     assert applied.lead.last_machine_at is None  # the 24 h AMD guard is for AMD verdicts
     assert applied.lead.closed is False
     assert applied.entry.voicemail_marked is True
+    assert applied.entry.outcome is Outcome.ANSWERED  # history says what happened
 
 
 def test_reschedule_needs_a_comment_r_reg_4b() -> None:
