@@ -46,6 +46,8 @@ def system_code(outcome: Outcome) -> str:
 
 @dataclass(frozen=True)
 class Applied:
+    """The lead's new summary and the history entry to append, stored together."""
+
     lead: Lead
     entry: HistoryEntry
 
