@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from queue_builders import CODES, answered, at, dialer, lead, rules
 
 from dialerd.queue import (
     VOICEMAIL_CODE,
@@ -24,6 +23,7 @@ from dialerd.queue import (
     carry_note,
     record_email_event,
 )
+from tests.unit.queue_builders import CODES, answered, at, dialer, lead, rules
 
 pytestmark = pytest.mark.unit
 

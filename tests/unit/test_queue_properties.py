@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from queue_builders import CODES, TOPICS
 
 from dialerd.queue import (
     Attempt,
@@ -36,6 +35,7 @@ from dialerd.queue import (
     next_opening,
     select,
 )
+from tests.unit.queue_builders import CODES, TOPICS
 
 pytestmark = pytest.mark.unit
 
