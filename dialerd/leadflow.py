@@ -787,7 +787,10 @@ class LeadFlow:
         qlead = to_queue_lead(lead, cb, dnc=listed)
         floor = _assumed_floor(agent, [cb] if cb is not None else [])
         text = q.render(q.explain(qlead, ctx.rules, floor, to_datetime(now), agent))
-        notes = [f"campaign {ctx.name}, number {lead.number}, store status {lead.status.value}"]
+        status = lead.status.value
+        if lead.status is LeadStatus.WAITING and lead.next_dial_at <= now:
+            status += " (retry delay over: the next selection wakes it)"
+        notes = [f"campaign {ctx.name}, number {lead.number}, store status {status}"]
         if lead.status is LeadStatus.DIALING:
             notes.append("a call is in progress (status dialing): not offered until it ends")
         if cb is not None and cb.status is CallbackStatus.OFFERED:
