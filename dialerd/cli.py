@@ -26,6 +26,8 @@ def main() -> None:
 from dialerd.billing.cli import billing  # noqa: E402
 from dialerd.config.cli import campaign, check_config  # noqa: E402
 from dialerd.leads.cli import dnc, leads  # noqa: E402
+from dialerd.leads.why import why  # noqa: E402
 
 for command in (check_config, campaign, leads, dnc, billing):
     cli.add_command(command)
+leads.add_command(why)
