@@ -26,8 +26,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", file: str | None = None) -> None:
-    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(
-        sys.stderr)
+    handler: logging.Handler = (
+        logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
+    )
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
