@@ -20,3 +20,8 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+from dialerd.phone.cli import phone  # noqa: E402
+
+cli.add_command(phone)

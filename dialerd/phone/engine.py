@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import queue
 import socket
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -255,7 +257,8 @@ class Engine:
     def _create_endpoint(self) -> Any:
         cfg = self.config
         ep = pj.Endpoint()
-        ep.libCreate()
+        with _quiet_stdout(cfg.log_level == 0):
+            ep.libCreate()
         ep_cfg = pj.EpConfig()
         ep_cfg.uaConfig.threadCnt = 0
         ep_cfg.uaConfig.mainThreadOnly = True
@@ -420,6 +423,25 @@ class Engine:
         return call.number, int(stat.rxStat.pkt), int(stat.txStat.pkt), int(stat.rxStat.loss)
 
 
+@contextlib.contextmanager
+def _quiet_stdout(quiet: bool) -> Iterator[None]:
+    """Silence pjlib's start-up banner, which `libCreate` prints to fd 1 before any log
+    configuration can apply (and which would break the CLI's status line)."""
+    if not quiet:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def pjsua_device_count() -> int:
     """How many sound devices this pjsua2 build itself can see (0 for the manylinux wheel).
 
@@ -427,7 +449,8 @@ def pjsua_device_count() -> int:
     that calls libCreate), so call it only when no Softphone runs in this process.
     """
     ep = pj.Endpoint()
-    ep.libCreate()
+    with _quiet_stdout(True):
+        ep.libCreate()
     ep_cfg = pj.EpConfig()
     ep_cfg.logConfig.level = 0
     ep_cfg.logConfig.consoleLevel = 0
