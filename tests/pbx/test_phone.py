@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip]
 
+REPO = Path(__file__).resolve().parents[2]
 HUMAN_CUSTOMER = "123451030001"  # ...B=1 human, RR=03 s ring, serial 0001
 
 
@@ -343,3 +348,75 @@ async def test_asterisk_ending_the_leg_is_reported(sandbox: Sandbox) -> None:
         gone = await events.wait_for(Disconnected, 10)
         assert gone.code in (200, 487, 503) or gone.code > 0
         assert not phone.in_call
+
+
+@contextlib.asynccontextmanager
+async def cli_phone(
+    tmp_path: Path, *args: str, password: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`dialerd phone ...` as the agent would run it (HOME isolated, stdin not a tty)."""
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "DIALERD_PHONE_PASSWORD": password,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialerd", "phone", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def read_until(proc: asyncio.subprocess.Process, needle: str, within: float) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(within):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            assert line, f"dialerd phone exited; output so far: {lines}"
+            lines.append(line.rstrip("\n"))
+            if needle in line:
+                return lines
+
+
+async def quit_cleanly(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, as systemd or the console would: exit 0, no traceback, within seconds."""
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    return err.decode()
+
+
+async def test_cli_answers_the_leg_and_quits_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The command line: registers with --null-audio, shows the call on its status line."""
+    server = f"127.0.0.1:{sandbox.sip_port}"
+    args = ("--server", server, "--user", "1007", "--null-audio", "--bind", "127.0.0.1")
+    async with cli_phone(tmp_path, *args, password="secret1007") as proc:
+        await read_until(proc, "| registered |", 15)
+        nail_up(sandbox, 1007)
+        lines = await read_until(proc, "call 00:0", 15)
+        assert "PCMU" in lines[-1] or "PCMA" in lines[-1]
+        await quit_cleanly(proc)
+
+
+async def test_cli_wrong_password_is_one_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    server = f"127.0.0.1:{sandbox.sip_port}"
+    args = ("--server", server, "--user", "1008", "--null-audio", "--bind", "127.0.0.1")
+    async with cli_phone(tmp_path, *args, password="wrong") as proc:
+        lines = await read_until(proc, "rejected", 15)
+        assert lines[-1] == (
+            f"dialerd phone: sip server {server} rejected the credentials for user 1008 "
+            "(401 Unauthorized): check the user name and password"
+            f" (retrying in {lines[-1].rsplit('retrying in ', 1)[1]}"
+        )
+        await read_until(proc, "rejected", 15)  # and again: it retries
+        await quit_cleanly(proc)
