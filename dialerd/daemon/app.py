@@ -64,7 +64,7 @@ from dialerd.floor.agents import Agent, AgentState, AgentStateError, choose_agen
 from dialerd.floor.calls import CampaignFloor, agent_cycle
 from dialerd.leadflow import Claimed, DispositionError, LeadFlow, Reschedule
 from dialerd.pacing import Pacer, create_pacer
-from dialerd.queue import CallbackTarget, Outcome
+from dialerd.queue import CallbackTarget, Outcome, Presence
 from dialerd.sdnotify import notify, watchdog_interval
 from dialerd.store.billing import BillingStore
 from dialerd.store.db import open_db
@@ -95,6 +95,7 @@ class LiveCall:
     machine: bool = False
     agent: str | None = None
     abandoned: bool = False
+    dispositioned: bool = False
 
 
 @dataclass
@@ -213,11 +214,17 @@ class Daemon:
     async def _until(self, stop: asyncio.Event) -> None:
         """Wait for `stop`, failing loudly if a core task dies."""
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        for task in done:
-            if task is not waiter and not task.cancelled() and task.exception():
-                raise task.exception()  # type: ignore[misc]
+        watched: set[asyncio.Task[Any]] = {waiter, *self._tasks}
+        try:
+            while not stop.is_set():
+                done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not waiter and not task.cancelled() and task.exception():
+                        raise task.exception()  # type: ignore[misc]
+                # A task that simply finished (recovery) is not a reason to stop.
+                watched |= {t for t in self._tasks if not t.done()}
+        finally:
+            waiter.cancel()
 
     async def _drain(self, drain_seconds: float = 120.0) -> None:
         """SIGTERM: no new originates; let calls in progress finish (bounded)."""
@@ -286,17 +293,50 @@ class Daemon:
             runtime.wake.clear()
             if self.draining or not self.ami.connected or not self._recovered:
                 continue
+            await self._deliver_reserved(runtime)
             now = self.clock()
             floor = runtime.floor.pacing_floor(now, self.agents.values(), name)
             wanted = runtime.pacer.plan(floor)
             metrics.PACING_DECISION.labels(name).set(wanted)
             if wanted <= 0:
                 continue
-            claimed = await self.flow.next_leads(name, wanted, self.wall())
+            claimed = await self.flow.next_leads(
+                name, wanted, self.wall(), presence=self._presence(name)
+            )
             for lead in claimed:
                 await self._launch(runtime, lead)
 
-    async def _launch(self, runtime: CampaignRuntime, lead: Claimed) -> None:
+    def _presence(self, campaign: str) -> Presence:
+        mine = [a for a in self.agents.values() if campaign in a.campaigns]
+        return Presence.of(
+            available=[a.agent_id for a in mine if a.state is AgentState.READY],
+            busy=[a.agent_id for a in mine if a.state is not AgentState.READY],
+        )
+
+    async def _deliver_reserved(self, runtime: CampaignRuntime) -> None:
+        """R-CB-3: a callback due for a ready owner goes to them at once. The owner is
+        reserved before the call is placed, so no other customer can take them meanwhile;
+        callbacks of busy owners wait inside their window (R-CB-4), which the pool
+        selection honours through `presence`."""
+        name = runtime.config.name
+        for agent in list(self.agents.values()):
+            if agent.state is not AgentState.READY or name not in agent.campaigns:
+                continue
+            scheduled = await self.flow.scheduled_calls(agent.agent_id, self.wall())
+            if not any(c.state == "reserved" and c.campaign == name for c in scheduled):
+                continue
+            # Reserved callbacks for this agent come first in its selection (R-CB-2).
+            claimed = await self.flow.next_leads(
+                name, 1, self.wall(), agent=agent.agent_id, presence=self._presence(name)
+            )
+            for lead in claimed:
+                await self._launch(
+                    runtime, lead, reserve=agent if lead.reserved_for == agent.agent_id else None
+                )
+
+    async def _launch(
+        self, runtime: CampaignRuntime, lead: Claimed, reserve: Agent | None = None
+    ) -> None:
         campaign = runtime.config
         if lead.lead_id in self._live_leads:
             self.double_dials += 1
@@ -326,6 +366,8 @@ class Daemon:
         )
         now = self.clock()
         self.calls[call_id] = LiveCall(call_id, campaign.name, lead, now, self.wall())
+        if reserve is not None:
+            await self._set_agent(reserve.reserve(now, call_id))
         runtime.floor.launched(call_id, now)
         runtime.dialed += 1
         metrics.PACING_LAUNCHES.labels(campaign.name).inc()
@@ -368,9 +410,16 @@ class Daemon:
                 await asyncio.sleep(1.0)
         live: set[int] = set()
         for channel in channels:
-            lead = channel.variables().get("DIALERD_LEAD", "")
+            variables = channel.variables()
+            lead = variables.get("DIALERD_LEAD", "")
             if lead.isdigit():
                 live.add(int(lead))
+            elif variables.get("DIALERD_AGENT") and channel.get("Channel"):
+                # A nailed-up leg of a previous run: nobody here knows its agent is
+                # logged in, so end it; the agent logs in again and is called afresh.
+                log.info("ending stale agent leg %s", channel.get("Channel"))
+                with contextlib.suppress(AMIError):
+                    await self.ami.send_action(hangup(str(channel.get("Channel"))), check=False)
         self._live_leads |= live
         for name in self.campaigns:
             report = await self.flow.recover(name, self.wall(), live)
@@ -489,7 +538,8 @@ class Daemon:
             agent = self.agents.get(call.agent)
             if agent is not None and agent.state is AgentState.TALKING:
                 await self._set_agent(agent.customer_left(now))
-            self._awaiting_disposition[call.agent] = call
+            if not call.dispositioned:
+                self._awaiting_disposition[call.agent] = call
         else:
             # A reservation that never became a call frees the agent.
             for agent in list(self.agents.values()):
@@ -517,6 +567,18 @@ class Daemon:
         if call is None or self.draining:
             return
         runtime = self.campaigns[call.campaign]
+        held = next(
+            (
+                a
+                for a in self.agents.values()
+                if a.state is AgentState.RESERVED and a.attempt_id == call.call_id
+            ),
+            None,
+        )
+        if held is not None:  # a reserved callback: its owner has been waiting for it
+            await req.set_variable("DIALERD_BRIDGE", f"dialerd-agent-{held.agent_id}")
+            await self._screen_pop(held.agent_id, call)
+            return
         deadline = self.clock() + runtime.floor.connect_deadline
         async with self.agents_changed:
             while True:
@@ -542,11 +604,16 @@ class Daemon:
         except Exception:
             await self._set_agent(self.agents[agent.agent_id].release(self.clock()))
             raise
+        await self._screen_pop(agent.agent_id, call)
+
+    async def _screen_pop(self, agent_id: str, call: LiveCall) -> None:
+        """R-CB-7: whoever gets the call sees the lead, its history and the comment."""
+        screen = await self.flow.screen_pop(call.lead.lead_id)
         self.bus.publish(
-            self.bus.topic("agents", agent.agent_id, "screen"),
+            self.bus.topic("agents", agent_id, "screen"),
             {
                 "attempt": call.call_id,
-                **await self.flow.screen_pop(call.lead.lead_id),
+                **screen,
                 "callback_comment": call.lead.callback_comment,
             },
         )
@@ -617,6 +684,8 @@ class Daemon:
         unknown = [c for c in campaigns if c not in self.campaigns]
         if unknown or not all(isinstance(c, str) for c in campaigns):
             raise CommandError(f"unknown campaign(s) {unknown}; one of {sorted(self.campaigns)}")
+        if await self.store.get_agent(agent_id) is None:
+            raise CommandError(f"agent {agent_id!r} is not known to dialerd")
         decision = await self.billing.may_log_in(agent_id, datetime.now(UTC))
         if not decision.allowed:
             raise CommandError(decision.message)
@@ -647,7 +716,9 @@ class Daemon:
         await self._set_agent(agent.logout(self.clock()))
         for call_id, owner in list(self.agent_legs.items()):
             if owner == agent_id:
-                await self._hangup_call(call_id)
+                self.agent_legs.pop(call_id)
+        with contextlib.suppress(AMIError):
+            await self.ami.send_action(hangup(f"/^{agent.endpoint}-/"), check=False)
         return {"state": AgentState.LOGGED_OUT.value}
 
     async def _cmd_pause(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -661,10 +732,23 @@ class Daemon:
         return {"state": agent.state.value}
 
     async def _cmd_hangup(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """End the customer's leg; the agent stays nailed up and goes to wrap-up at once,
+        so a disposition sent right after is accepted whatever the event timing."""
         agent = self._agent(agent_id)
-        if agent.state is not AgentState.TALKING or agent.attempt_id is None:
+        call = self.calls.get(agent.attempt_id or "")
+        if agent.state is not AgentState.TALKING or call is None:
             raise CommandError("no customer call to hang up")
-        await self._hangup_call(agent.attempt_id)
+        with contextlib.suppress(AMIError):
+            await self.ami.send_action(
+                Action(
+                    "ConfbridgeKick",
+                    (("Conference", f"dialerd-agent-{agent_id}"), ("Channel", "participants")),
+                ),
+                check=False,
+            )
+        agent = agent.customer_left(self.clock())
+        await self._set_agent(agent)
+        self._awaiting_disposition[agent_id] = call
         return {"state": agent.state.value}
 
     async def _cmd_disposition(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -688,6 +772,7 @@ class Daemon:
             ended=self.wall(),
             call_id=call.call_id,
         )
+        call.dispositioned = True
         self._awaiting_disposition.pop(agent_id, None)
         agent = agent.dispositioned(self.clock())
         await self._set_agent(agent)
@@ -698,10 +783,6 @@ class Daemon:
         if agent is None:
             raise CommandError("not logged in")
         return agent
-
-    async def _hangup_call(self, call_id: str) -> None:
-        with contextlib.suppress(AMIError):
-            await self.ami.send_action(hangup(f"/^.*{call_id}-[ab]/"), check=False)
 
     _COMMANDS: ClassVar[
         dict[str, Callable[[Daemon, str, dict[str, Any]], Awaitable[dict[str, Any]]]]

@@ -58,6 +58,7 @@ def demo(
 ) -> None:
     """A demo campaign on a local sandbox Asterisk with simulated agents and customers."""
     from dialerd.demo.run import run_demo
+    from dialerd.demo.services import ServiceError
 
     console = Console(stderr=as_json)
     opts = DemoOptions(
@@ -74,7 +75,10 @@ def demo(
         mqtt_port=mqtt_port,
         live_view=not as_json,
     )
-    summary = asyncio.run(run_demo(opts, console))
+    try:
+        summary = asyncio.run(run_demo(opts, console))
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -37,13 +37,15 @@ from dialerd.billing.rules import AccountKind, Plan, UserType
 from dialerd.billing.service import BillingService
 from dialerd.config.loader import load_config
 from dialerd.daemon.app import Daemon
-from dialerd.demo.services import REPO, Mosquitto, SandboxInfo, sandbox_up
+from dialerd.demo.services import REPO, Mosquitto, SandboxInfo, ServiceError, sandbox_up
 from dialerd.demo.world import DEFAULT_MIX, generate
 from dialerd.floor.agents import AgentState
 from dialerd.leads.importer import import_csv
 from dialerd.logsetup import setup_logging
 from dialerd.store.billing import BillingStore
 from dialerd.store.db import open_db
+from dialerd.store.models import Agent as StoredAgent
+from dialerd.store.models import Extension
 from dialerd.store.sqlite import SqliteStore
 
 DEMO_CAMPAIGN = REPO / "conf" / "campaigns" / "demo.yaml"
@@ -108,8 +110,12 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         daemon = Daemon(config)
         stop = asyncio.Event()
         daemon_task = asyncio.create_task(daemon.run(stop), name="daemon")
-        async with asyncio.timeout(30):
-            await daemon.ready.wait()
+        ready = asyncio.create_task(daemon.ready.wait())
+        await asyncio.wait([ready, daemon_task], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if daemon_task.done():
+            daemon_task.result()  # the daemon's own error, not a confusing later one
+        if not daemon.ready.is_set():
+            raise ServiceError("dialerd did not become ready in 30 s (is AMI reachable?)")
         phones = _start_phones(opts, sandbox, work)
         robots = [
             AgentRobot(str(1001 + i), random.Random(opts.seed * 1000 + i), opts.talk)
@@ -117,13 +123,14 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         ]
         robot_tasks = [asyncio.create_task(_robot(r, broker, campaign)) for r in robots]
         started = time.monotonic()
-        await _watch(daemon, campaign, opts, console, started)
+        await _watch(daemon, daemon_task, campaign, opts, console, started)
         elapsed = time.monotonic() - started
+        # Drain as SIGTERM does: no new calls, the robots finish the ones in progress.
         stop.set()
+        await daemon_task
         for task in robot_tasks:
             task.cancel()
         await asyncio.gather(*robot_tasks, return_exceptions=True)
-        await daemon_task
         return await _summary(daemon, campaign, config_dir / "dialerd.db", robots, elapsed)
     finally:
         for proc in phones:
@@ -168,6 +175,16 @@ async def _prepare_store(db: Path, config: Any, campaign: str, opts: DemoOptions
             writer.writerow([callee.number, f"Customer {n + 1}", callee.behaviour])
     store = await SqliteStore.open(db)
     try:
+        for i in range(opts.agents):
+            user = str(1001 + i)
+            await store.upsert_agent(
+                StoredAgent(
+                    user,
+                    f"Demo agent {user}",
+                    f"agent{user}@example.invalid",
+                    extensions=(Extension(user, f"PJSIP/{user}", user),),
+                )
+            )
         stored = await store.sync_campaign(config.campaigns[campaign], time.time())
         report = await import_csv(store, stored, config.campaigns[campaign], sheet, now=time.time())
         if report.imported != opts.leads:
@@ -296,13 +313,21 @@ def _finished(daemon: Daemon, campaign: str, counts: dict[str, int]) -> bool:
 
 
 async def _watch(
-    daemon: Daemon, campaign: str, opts: DemoOptions, console: Console, started: float
+    daemon: Daemon,
+    daemon_task: asyncio.Task[None],
+    campaign: str,
+    opts: DemoOptions,
+    console: Console,
+    started: float,
 ) -> None:
     deadline = started + opts.minutes * 60
     stored = await daemon.store.get_campaign(campaign)
     assert stored is not None
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while time.monotonic() < deadline:
+            if daemon_task.done():
+                daemon_task.result()
+                raise ServiceError("dialerd stopped unexpectedly")
             counts = await daemon.store.lead_counts(stored.id)
             if opts.live_view:
                 live.update(_view(daemon, campaign, counts, time.monotonic() - started))
