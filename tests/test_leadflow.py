@@ -619,3 +619,51 @@ async def test_store_keeps_integrity(env: Env) -> None:
             " VALUES (?, ?, 0, 'agent:voicemail', 1)",
             (c.lead_id, env.campaign_id),
         )
+
+
+async def test_guarded_leads_never_crowd_out_dialable_ones_r_dl_4(env: Env) -> None:
+    """Abandoned leads score 3 (Open 2 + 1 over one attempt), above fresh leads (2), so the
+    store's queue order puts them first although the 72 h guard keeps the pool off them;
+    next_leads reads on until it finds leads the rules accept."""
+    many = [NewLead(f"+3120222{i:04d}", "Europe/Amsterdam", rank=100 + i) for i in range(120)]
+    await env.store.import_leads(env.campaign_id, many, "more.csv", 0, T0)
+    first = await env.flow.next_leads("sales", 124, T0)
+    assert len(first) == 124
+    for c in first:
+        await env.flow.dialer_outcome(c.lead_id, "sales", Outcome.ABANDONED, T0, T0 + 5)
+    fresh = [NewLead(f"+3120333{i:04d}", "Europe/Amsterdam", rank=500 + i) for i in range(2)]
+    await env.store.import_leads(env.campaign_id, fresh, "fresh.csv", 0, T0 + HOUR)
+    got = await env.flow.next_leads("sales", 2, T0 + HOUR)
+    assert [c.number for c in got] == ["+31203330000", "+31203330001"]
+    assert all(c.attempt == 1 for c in got)
+
+
+async def test_a_second_disposition_is_refused(env: Env) -> None:
+    c = await claim_one(env, T0, "ann")
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "not_cp", registration=REG, started=T0, ended=T0 + 1
+    )
+    with pytest.raises(DispositionError, match="is not on a call"):
+        await env.flow.disposition(
+            c.lead_id, "sales", "ann", "not_cp", registration=REG, started=T0, ended=T0 + 1
+        )
+    assert len(await env.store.attempts_of(c.lead_id)) == 1
+
+
+async def test_link_release_frees_the_address_r_rc_6(env: Env) -> None:
+    """Linked to ann (a week's release in YAML): bob gets it only after the release."""
+    c = await claim_one(env, T0, "ann")
+    await park_other_leads(env, c.lead_id)
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "callback", registration=REG, started=T0, ended=T0,
+        reschedule=Reschedule(T0 + 10 * MIN, CallbackTarget.ANY, "any of you"),
+    )  # fmt: skip
+    got = await claim_one(env, T0 + 10 * MIN, "bob")  # the any-agent callback (R-CB-8)
+    await env.flow.dialer_outcome(got.lead_id, "sales", Outcome.NO_ANSWER, T0, T0 + 11 * MIN)
+    tuesday = T0 + 24 * HOUR
+    assert await env.flow.next_leads("sales", 1, tuesday, "bob") == []
+    assert await env.flow.next_leads("sales", 1, tuesday) == []
+    text = await env.flow.why(c.lead_id, tuesday, "ann")
+    assert "for agent ann: DIALABLE" in text and "linked to ann (this agent)" in text
+    week = T0 + 7 * 24 * HOUR + HOUR
+    assert (await claim_one(env, week, "bob")).linked_agent is None
