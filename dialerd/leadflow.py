@@ -377,10 +377,11 @@ class LeadFlow:
         callback owner counts as logged in, so a reservation holds for its whole window
         (R-CB-4) — pass it to hand a logged-out owner's callback on at once (R-CB-6).
         The leads are ``dialing`` in the store when this returns (crash-safety point).
+        A campaign with ``enabled: false`` dials nothing.
         """
-        if n <= 0:
-            return []
         ctx = await self._campaign(campaign)
+        if n <= 0 or not ctx.config.enabled:
+            return []
         rules = ctx.rules
         at = to_datetime(now)
         zones = [z for z in await self._store.campaign_zones(ctx.id) if _open(rules, z, at)]
@@ -527,10 +528,11 @@ class LeadFlow:
             raise DispositionError(problems)
         cb = await self._store.open_callback(lead_id)
         applied = q.apply_attempt(to_queue_lead(lead, cb), attempt, ctx.rules)
-        if request is not None and applied.lead.attempts >= ctx.rules.retry.max_attempts:
+        exhausted = q.lead_state(applied.lead, ctx.rules, attempt.at) is q.LeadState.EXHAUSTED
+        if applied.lead.callback is not None and exhausted:
             raise DispositionError(
                 [
-                    f"all {ctx.rules.retry.max_attempts} attempts are used: a rescheduled call "
+                    f"all {ctx.rules.retry.max_attempts} attempts are used: the callback "
                     "could never be dialled (pick another code, or raise max_attempts)"
                 ]
             )
@@ -791,6 +793,8 @@ class LeadFlow:
         if lead.status is LeadStatus.WAITING and lead.next_dial_at <= now:
             status += " (retry delay over: the next selection wakes it)"
         notes = [f"campaign {ctx.name}, number {lead.number}, store status {status}"]
+        if not ctx.config.enabled:
+            notes.append("the campaign is disabled (enabled: false): nothing of it is dialled")
         if lead.status is LeadStatus.DIALING:
             notes.append("a call is in progress (status dialing): not offered until it ends")
         if cb is not None and cb.status is CallbackStatus.OFFERED:

@@ -464,10 +464,18 @@ async def test_reschedule_on_the_last_attempt_is_refused(env: Env) -> None:
     before = await env.snapshot()
     with pytest.raises(DispositionError, match="all 3 attempts are used"):
         await env.flow.disposition(
-            c.lead_id, "sales", "ann", "callback", registration=REG, started=now,
+            c.lead_id, "sales", "ann", "not_cp", registration=REG, started=now,
             ended=now + MIN, reschedule=Reschedule(now + HOUR, comment="try again"),
         )  # fmt: skip
+    with pytest.raises(DispositionError, match="the callback could never be dialled"):
+        await env.flow.disposition(  # a callback code schedules one by itself (R-RC-4)
+            c.lead_id, "sales", "ann", "callback", registration=REG, started=now, ended=now
+        )
     assert await env.snapshot() == before
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "not_cp", registration=REG, started=now, ended=now
+    )
+    assert await env.status(c.lead_id) is LeadStatus.EXHAUSTED
 
 
 # -- crash recovery -------------------------------------------------------------------------
@@ -597,6 +605,13 @@ async def test_why_while_dialing_says_so(env: Env) -> None:
     c = await claim_one(env, T0)
     text = await env.flow.why(c.lead_id, T0)
     assert "store status dialing" in text and "a call is in progress" in text
+
+
+async def test_a_disabled_campaign_dials_nothing(env: Env) -> None:
+    config = env.flow._configs["sales"].model_copy(update={"enabled": False})
+    flow = LeadFlow(env.store, {"sales": config})
+    assert await flow.next_leads("sales", 5, T0) == []
+    assert "the campaign is disabled" in await flow.why(env.leads[0], T0)
 
 
 async def test_unknown_campaign_names_the_known_ones(env: Env) -> None:
