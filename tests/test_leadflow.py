@@ -682,3 +682,35 @@ async def test_link_release_frees_the_address_r_rc_6(env: Env) -> None:
     assert "for agent ann: DIALABLE" in text and "linked to ann (this agent)" in text
     week = T0 + 7 * 24 * HOUR + HOUR
     assert (await claim_one(env, week, "bob")).linked_agent is None
+
+
+async def test_pool_offers_an_available_owner_their_callback_r_cb_3(env: Env) -> None:
+    """Pool dialling with the floor given: ann is free at the due time, so her reserved
+    callback comes first with reserved_for=ann (the daemon routes it to her), once."""
+    due = T0 + 2 * HOUR
+    lead_id = await reschedule_to(env, "ann", due)
+    free = Presence.of(available=["ann", "bob"])
+    got = await env.flow.next_leads("sales", 2, due + MIN, presence=free)
+    assert len(got) == 2 and (got[0].lead_id, got[0].reserved_for) == (lead_id, "ann")
+    assert got[1].reserved_for is None and got[1].lead_id != lead_id
+
+
+async def test_pool_waits_for_a_busy_owner_r_cb_4(env: Env) -> None:
+    due = T0 + 2 * HOUR
+    lead_id = await reschedule_to(env, "ann", due)
+    busy = Presence.of(available=["bob"], busy=["ann"])
+    got = await env.flow.next_leads("sales", 10, due + MIN, presence=busy)
+    assert lead_id not in [g.lead_id for g in got]
+
+
+async def test_daemon_spellings_are_accepted(env: Env) -> None:
+    """An empty result code with the voicemail mark, and a single-choice topic sent as a
+    plain string, mean what the agent meant (R-REG-4a, R-REG-1)."""
+    c = await claim_one(env, T0, "ann")
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "", voicemail=True, registration={"Reason": "Sale"},
+        started=T0, ended=T0 + MIN,
+    )  # fmt: skip
+    assert await env.store.topic_counts(T0, T0 + HOUR) != {}
+    [a] = await env.store.attempts_of(c.lead_id)
+    assert a.result_code == "voicemail"
