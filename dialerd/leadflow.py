@@ -375,12 +375,15 @@ class LeadFlow:
         calling hours now (R-DL-4), ordered and filtered by ``queue.select`` (guards,
         links, tie-break). ``presence`` is who is logged in and available; without it a
         callback owner counts as logged in, so a reservation holds for its whole window
-        (R-CB-4) — pass it to hand a logged-out owner's callback on at once (R-CB-6).
+        (R-CB-4). Pass it to hand a logged-out owner's callback on at once (R-CB-6) and, for
+        pool dialling (``agent=None``), to get due callbacks of *available* owners first,
+        one per owner, with ``reserved_for`` naming the agent the call must go to (R-CB-3).
         The leads are ``dialing`` in the store when this returns (crash-safety point).
+        A campaign with ``enabled: false`` dials nothing.
         """
-        if n <= 0:
-            return []
         ctx = await self._campaign(campaign)
+        if n <= 0 or not ctx.config.enabled:
+            return []
         rules = ctx.rules
         at = to_datetime(now)
         zones = [z for z in await self._store.campaign_zones(ctx.id) if _open(rules, z, at)]
@@ -398,6 +401,8 @@ class LeadFlow:
             floor = presence or _assumed_floor(agent, callbacks.values())
             candidates = [to_queue_lead(lead, callbacks.get(i)) for i, lead in rows.items()]
             offers = q.select(candidates, rules, floor, at, agent, limit=n)
+            if agent is None and presence is not None:
+                offers = _owners_first(candidates, rules, presence, at, offers, n)
             full = len(due) >= limit or len(selection.callbacks) + len(selection.leads) >= limit
             if len(offers) >= n or not full or limit >= _MAX_SCAN:
                 break
@@ -507,12 +512,14 @@ class LeadFlow:
                 request = q.CallbackRequest(
                     to_datetime(reschedule.when), reschedule.target, reschedule.comment
                 )
-        chosen = {k: tuple(v) for k, v in (registration or {}).items()}
+        chosen = {
+            k: (v,) if isinstance(v, str) else tuple(v) for k, v in (registration or {}).items()
+        }
         attempt = q.Attempt(
             at=to_datetime(ended),
             outcome=q.Outcome.ANSWERED,
             agent=agent,
-            result_code=result_code,
+            result_code=result_code or None,
             call_note=call_note,
             detail_note=detail_note,
             voicemail_marked=voicemail,
@@ -527,10 +534,11 @@ class LeadFlow:
             raise DispositionError(problems)
         cb = await self._store.open_callback(lead_id)
         applied = q.apply_attempt(to_queue_lead(lead, cb), attempt, ctx.rules)
-        if request is not None and applied.lead.attempts >= ctx.rules.retry.max_attempts:
+        exhausted = q.lead_state(applied.lead, ctx.rules, attempt.at) is q.LeadState.EXHAUSTED
+        if applied.lead.callback is not None and exhausted:
             raise DispositionError(
                 [
-                    f"all {ctx.rules.retry.max_attempts} attempts are used: a rescheduled call "
+                    f"all {ctx.rules.retry.max_attempts} attempts are used: the callback "
                     "could never be dialled (pick another code, or raise max_attempts)"
                 ]
             )
@@ -791,6 +799,8 @@ class LeadFlow:
         if lead.status is LeadStatus.WAITING and lead.next_dial_at <= now:
             status += " (retry delay over: the next selection wakes it)"
         notes = [f"campaign {ctx.name}, number {lead.number}, store status {status}"]
+        if not ctx.config.enabled:
+            notes.append("the campaign is disabled (enabled: false): nothing of it is dialled")
         if lead.status is LeadStatus.DIALING:
             notes.append("a call is in progress (status dialing): not offered until it ends")
         if cb is not None and cb.status is CallbackStatus.OFFERED:
@@ -809,6 +819,37 @@ def _open(rules: q.CampaignRules, tz: str, at: datetime) -> bool:
         return q.is_open(rules.hours, tz, at)
     except q.UnknownTimeZone:
         return False
+
+
+def _owners_first(
+    candidates: Sequence[q.Lead],
+    rules: q.CampaignRules,
+    presence: q.Presence,
+    at: datetime,
+    offers: list[q.Offer],
+    n: int,
+) -> list[q.Offer]:
+    """Pool offers with the reserved callbacks of available owners in front (R-CB-3).
+
+    The pool (``agent=None``) may not take a reserved callback, but the daemon dialling for
+    the pool can route a call to the owner when the owner is free: each available owner's
+    earliest due reservation is offered as if selected for that agent (a live agent waits
+    for it), at most one per owner, since one agent takes one call.
+    """
+    reserved: dict[str, q.Offer] = {}
+    due_first = sorted(
+        (c for c in candidates if c.callback is not None),
+        key=lambda c: (c.callback.due_at if c.callback else at, str(c.id)),
+    )
+    for lead in due_first:
+        assert lead.callback is not None
+        owner = lead.callback.agent
+        if owner is None or owner in reserved or not presence.available(owner):
+            continue
+        offer = q.offer_for(lead, rules, presence, at, owner)
+        if offer is not None and offer.kind is q.OfferKind.RESERVED_CALLBACK:
+            reserved[owner] = offer
+    return [*reserved.values(), *offers][:n]
 
 
 def _assumed_floor(agent: str | None, callbacks: Collection[Callback]) -> q.Presence:

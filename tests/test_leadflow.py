@@ -464,10 +464,18 @@ async def test_reschedule_on_the_last_attempt_is_refused(env: Env) -> None:
     before = await env.snapshot()
     with pytest.raises(DispositionError, match="all 3 attempts are used"):
         await env.flow.disposition(
-            c.lead_id, "sales", "ann", "callback", registration=REG, started=now,
+            c.lead_id, "sales", "ann", "not_cp", registration=REG, started=now,
             ended=now + MIN, reschedule=Reschedule(now + HOUR, comment="try again"),
         )  # fmt: skip
+    with pytest.raises(DispositionError, match="the callback could never be dialled"):
+        await env.flow.disposition(  # a callback code schedules one by itself (R-RC-4)
+            c.lead_id, "sales", "ann", "callback", registration=REG, started=now, ended=now
+        )
     assert await env.snapshot() == before
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "not_cp", registration=REG, started=now, ended=now
+    )
+    assert await env.status(c.lead_id) is LeadStatus.EXHAUSTED
 
 
 # -- crash recovery -------------------------------------------------------------------------
@@ -599,6 +607,13 @@ async def test_why_while_dialing_says_so(env: Env) -> None:
     assert "store status dialing" in text and "a call is in progress" in text
 
 
+async def test_a_disabled_campaign_dials_nothing(env: Env) -> None:
+    config = env.flow._configs["sales"].model_copy(update={"enabled": False})
+    flow = LeadFlow(env.store, {"sales": config})
+    assert await flow.next_leads("sales", 5, T0) == []
+    assert "the campaign is disabled" in await flow.why(env.leads[0], T0)
+
+
 async def test_unknown_campaign_names_the_known_ones(env: Env) -> None:
     with pytest.raises(LookupError, match=r"no campaign 'nope' configured \(known: sales\)"):
         await env.flow.next_leads("nope", 1, T0)
@@ -619,3 +634,83 @@ async def test_store_keeps_integrity(env: Env) -> None:
             " VALUES (?, ?, 0, 'agent:voicemail', 1)",
             (c.lead_id, env.campaign_id),
         )
+
+
+async def test_guarded_leads_never_crowd_out_dialable_ones_r_dl_4(env: Env) -> None:
+    """Abandoned leads score 3 (Open 2 + 1 over one attempt), above fresh leads (2), so the
+    store's queue order puts them first although the 72 h guard keeps the pool off them;
+    next_leads reads on until it finds leads the rules accept."""
+    many = [NewLead(f"+3120222{i:04d}", "Europe/Amsterdam", rank=100 + i) for i in range(120)]
+    await env.store.import_leads(env.campaign_id, many, "more.csv", 0, T0)
+    first = await env.flow.next_leads("sales", 124, T0)
+    assert len(first) == 124
+    for c in first:
+        await env.flow.dialer_outcome(c.lead_id, "sales", Outcome.ABANDONED, T0, T0 + 5)
+    fresh = [NewLead(f"+3120333{i:04d}", "Europe/Amsterdam", rank=500 + i) for i in range(2)]
+    await env.store.import_leads(env.campaign_id, fresh, "fresh.csv", 0, T0 + HOUR)
+    got = await env.flow.next_leads("sales", 2, T0 + HOUR)
+    assert [c.number for c in got] == ["+31203330000", "+31203330001"]
+    assert all(c.attempt == 1 for c in got)
+
+
+async def test_a_second_disposition_is_refused(env: Env) -> None:
+    c = await claim_one(env, T0, "ann")
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "not_cp", registration=REG, started=T0, ended=T0 + 1
+    )
+    with pytest.raises(DispositionError, match="is not on a call"):
+        await env.flow.disposition(
+            c.lead_id, "sales", "ann", "not_cp", registration=REG, started=T0, ended=T0 + 1
+        )
+    assert len(await env.store.attempts_of(c.lead_id)) == 1
+
+
+async def test_link_release_frees_the_address_r_rc_6(env: Env) -> None:
+    """Linked to ann (a week's release in YAML): bob gets it only after the release."""
+    c = await claim_one(env, T0, "ann")
+    await park_other_leads(env, c.lead_id)
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "callback", registration=REG, started=T0, ended=T0,
+        reschedule=Reschedule(T0 + 10 * MIN, CallbackTarget.ANY, "any of you"),
+    )  # fmt: skip
+    got = await claim_one(env, T0 + 10 * MIN, "bob")  # the any-agent callback (R-CB-8)
+    await env.flow.dialer_outcome(got.lead_id, "sales", Outcome.NO_ANSWER, T0, T0 + 11 * MIN)
+    tuesday = T0 + 24 * HOUR
+    assert await env.flow.next_leads("sales", 1, tuesday, "bob") == []
+    assert await env.flow.next_leads("sales", 1, tuesday) == []
+    text = await env.flow.why(c.lead_id, tuesday, "ann")
+    assert "for agent ann: DIALABLE" in text and "linked to ann (this agent)" in text
+    week = T0 + 7 * 24 * HOUR + HOUR
+    assert (await claim_one(env, week, "bob")).linked_agent is None
+
+
+async def test_pool_offers_an_available_owner_their_callback_r_cb_3(env: Env) -> None:
+    """Pool dialling with the floor given: ann is free at the due time, so her reserved
+    callback comes first with reserved_for=ann (the daemon routes it to her), once."""
+    due = T0 + 2 * HOUR
+    lead_id = await reschedule_to(env, "ann", due)
+    free = Presence.of(available=["ann", "bob"])
+    got = await env.flow.next_leads("sales", 2, due + MIN, presence=free)
+    assert len(got) == 2 and (got[0].lead_id, got[0].reserved_for) == (lead_id, "ann")
+    assert got[1].reserved_for is None and got[1].lead_id != lead_id
+
+
+async def test_pool_waits_for_a_busy_owner_r_cb_4(env: Env) -> None:
+    due = T0 + 2 * HOUR
+    lead_id = await reschedule_to(env, "ann", due)
+    busy = Presence.of(available=["bob"], busy=["ann"])
+    got = await env.flow.next_leads("sales", 10, due + MIN, presence=busy)
+    assert lead_id not in [g.lead_id for g in got]
+
+
+async def test_daemon_spellings_are_accepted(env: Env) -> None:
+    """An empty result code with the voicemail mark, and a single-choice topic sent as a
+    plain string, mean what the agent meant (R-REG-4a, R-REG-1)."""
+    c = await claim_one(env, T0, "ann")
+    await env.flow.disposition(
+        c.lead_id, "sales", "ann", "", voicemail=True, registration={"Reason": "Sale"},
+        started=T0, ended=T0 + MIN,
+    )  # fmt: skip
+    assert await env.store.topic_counts(T0, T0 + HOUR) != {}
+    [a] = await env.store.attempts_of(c.lead_id)
+    assert a.result_code == "voicemail"
