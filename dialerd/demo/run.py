@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,7 @@ class DemoOptions:
     campaign_file: Path = DEMO_CAMPAIGN
     talk: tuple[float, float] = (4.0, 12.0)
     ring: tuple[int, int] = (2, 8)
+    mix: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     sandbox_name: str = "demo"
     ami_port: int = 5038
     sip_port: int = 5060
@@ -79,6 +81,7 @@ class AgentRobot:
     rng: random.Random
     talk: tuple[float, float]
     handled: int = 0
+    logins: int = 0
     busy_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -102,11 +105,11 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
     broker = await asyncio.to_thread(Mosquitto, opts.mqtt_port)
     phones: list[subprocess.Popen[bytes]] = []
     try:
-        config_dir = _write_config(work, sandbox, opts)
+        config_dir = write_config(work, sandbox, opts)
         config = load_config(config_dir)
         setup_logging("INFO", "text", str(work / "dialerd.log"))
         campaign = next(iter(config.campaigns))
-        await _prepare_store(config_dir / "dialerd.db", config, campaign, opts)
+        await prepare_store(config_dir / "dialerd.db", config, campaign, opts)
         daemon = Daemon(config)
         stop = asyncio.Event()
         daemon_task = asyncio.create_task(daemon.run(stop), name="daemon")
@@ -116,12 +119,14 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
             daemon_task.result()  # the daemon's own error, not a confusing later one
         if not daemon.ready.is_set():
             raise ServiceError("dialerd did not become ready in 30 s (is AMI reachable?)")
-        phones = _start_phones(opts, sandbox, work)
+        phones = start_phones(opts, sandbox, work)
         robots = [
             AgentRobot(str(1001 + i), random.Random(opts.seed * 1000 + i), opts.talk)
             for i in range(opts.agents)
         ]
-        robot_tasks = [asyncio.create_task(_robot(r, broker, campaign)) for r in robots]
+        robot_tasks = [
+            asyncio.create_task(run_robot(r, broker.host, broker.port, campaign)) for r in robots
+        ]
         started = time.monotonic()
         await _watch(daemon, daemon_task, campaign, opts, console, started)
         elapsed = time.monotonic() - started
@@ -143,7 +148,7 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_config(work: Path, sandbox: SandboxInfo, opts: DemoOptions) -> Path:
+def write_config(work: Path, sandbox: SandboxInfo, opts: DemoOptions) -> Path:
     config_dir = work / "conf"
     (config_dir / "campaigns").mkdir(parents=True, exist_ok=True)
     daemon = {
@@ -164,9 +169,9 @@ def _write_config(work: Path, sandbox: SandboxInfo, opts: DemoOptions) -> Path:
     return config_dir
 
 
-async def _prepare_store(db: Path, config: Any, campaign: str, opts: DemoOptions) -> None:
+async def prepare_store(db: Path, config: Any, campaign: str, opts: DemoOptions) -> None:
     """Leads from the seeded world, and a paid-up subscription for every demo agent."""
-    callees = generate(opts.leads, opts.seed, DEFAULT_MIX, opts.ring)
+    callees = generate(opts.leads, opts.seed, opts.mix, opts.ring)
     sheet = db.parent / "leads.csv"
     with sheet.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -207,7 +212,7 @@ async def _prepare_store(db: Path, config: Any, campaign: str, opts: DemoOptions
         await conn.close()
 
 
-def _start_phones(
+def start_phones(
     opts: DemoOptions, sandbox: SandboxInfo, work: Path
 ) -> list[subprocess.Popen[bytes]]:
     procs = []
@@ -237,23 +242,38 @@ def _start_phones(
     return procs
 
 
-async def _robot(robot: AgentRobot, broker: Mosquitto, campaign: str) -> None:
-    """Log in once the phone is registered, then work every call that pops up."""
+async def run_robot(robot: AgentRobot, broker_host: str, broker_port: int, campaign: str) -> None:
+    """Work the floor as an agent at the console would, over MQTT only.
+
+    Logs in whenever a dialerd announces itself online (its first start, or a restart
+    after a crash) and again if the phone leg drops (the softphone was not registered
+    yet, a network blip); then works every call that pops up.
+    """
     prefix = f"dialerd/agents/{robot.agent_id}"
+    login = json.dumps({"id": "login", "command": "login", "campaigns": [campaign]})
     async with aiomqtt.Client(
-        broker.host, broker.port, identifier=f"robot-{robot.agent_id}"
+        broker_host, broker_port, identifier=f"robot-{robot.agent_id}"
     ) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
-        await asyncio.sleep(2.0)  # let the softphone register before the leg is called
-        await client.publish(
-            f"{prefix}/cmd",
-            json.dumps({"id": "login", "command": "login", "campaigns": [campaign]}),
-            qos=1,
-        )
+        await client.subscribe("dialerd/status", qos=1)
         calls: set[asyncio.Task[None]] = set()
+        relogin: asyncio.Task[None] | None = None
+
+        async def login_soon(delay: float) -> None:
+            await asyncio.sleep(delay)
+            await client.publish(f"{prefix}/cmd", login, qos=1)
+
         async for message in client.messages:
             topic = str(message.topic)
             body = json.loads(message.payload)
+            wants_login = (topic == "dialerd/status" and body.get("online")) or (
+                topic == f"{prefix}/state"
+                and body.get("state") == "logged_out"
+                and robot.logins > 0
+            )
+            if wants_login and robot.logins < 30 and (relogin is None or relogin.done()):
+                robot.logins += 1
+                relogin = asyncio.create_task(login_soon(2.0))
             if topic.endswith("/reply") and not body.get("ok"):
                 robot.errors.append(str(body.get("error")))
             if topic.endswith("/screen"):
