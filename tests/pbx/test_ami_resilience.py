@@ -135,7 +135,8 @@ async def test_calls_ending_while_disconnected_are_closed_and_live_ones_kept(
         assert end.reconciled
         assert f"dis-{kept}" in calls.tracker.active
         # a fresh tracker (a restarted daemon) adopts the call still up
-        async with client(sandbox) as fresh, tracked(fresh) as fresh_calls:
+        fresh = client(sandbox)
+        async with tracked(fresh) as fresh_calls, fresh:  # subscribed before it connects
             adopted = await asyncio.wait_for(fresh_calls.wait_for(f"dis-{kept}", CallAdopted), 10)
             assert isinstance(adopted, CallAdopted)
             assert adopted.answered
