@@ -126,7 +126,20 @@ def test_malformed_frames_are_skipped_not_fatal(caplog: pytest.LogCaptureFixture
     conn.receive_data(BANNER + b"garbage without colon\r\n\r\nFoo: bar\r\n\r\nEvent: Ok\r\n\r\n")
     frames = list(iter_events(conn))
     assert [type(f) for f in frames] == [Banner, Event]
-    assert conn.skipped_frames == 1  # "Foo: bar" is neither event nor response
+    assert conn.skipped_frames == 2  # neither is an event or a response
+    assert "neither event nor response" in caplog.text
+
+
+def test_odd_lines_inside_an_event_are_dropped_not_the_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (event,) = [
+        f
+        for f in decode([BANNER, b"Event: X\r\nno colon here\r\nKey:value\r\nEmpty:\r\n\r\n"])
+        if isinstance(f, Event)
+    ]
+    assert event.headers == (("Event", "X"), ("Key", "value"), ("Empty", ""))
+    assert event["key"] == "value"
     assert "no header name" in caplog.text
 
 
