@@ -149,11 +149,15 @@ def best_rate(func: Any, parts: list[bytes], rounds: int = 5) -> tuple[float, in
 
 
 class RawTap:
-    """Counts event frames on a raw AMI connection (no dialerd code involved)."""
+    """Counts broadcast event frames on a raw AMI connection (no dialerd code involved).
+
+    Events that answer one session's own action (they carry its ActionID: ChannelHungup
+    for a Hangup, a list's items) go to that session only, so both sides count just the
+    events without an ActionID."""
 
     def __init__(self) -> None:
         self.events = 0
-        self._tail = b""
+        self._buf = b""
 
     async def start(self, host: str, port: int, user: str, secret: str) -> None:
         self.reader, self.writer = await asyncio.open_connection(host, port)
@@ -161,88 +165,124 @@ class RawTap:
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        marker = b"\r\n\r\nEvent: "
         while chunk := await self.reader.read(65536):
-            data = self._tail + chunk
-            self.events += data.count(marker)
-            self._tail = data[-(len(marker) - 1) :]
+            *frames, self._buf = (self._buf + chunk).split(b"\r\n\r\n")
+            self.events += sum(
+                f.startswith(b"Event: ") and b"\r\nActionID: " not in f for f in frames
+            )
 
     def close(self) -> None:
         self.task.cancel()
         self.writer.close()
 
 
-async def end_to_end(calls: int, seconds: float) -> dict[str, Any]:
-    host = "127.0.0.1"
-    port = int(os.environ.get("DIALERD_TEST_AMI_PORT", "25038"))
-    agi_port = int(os.environ.get("DIALERD_TEST_AGI_PORT", "24573"))
-    user, secret = "dialerd", "sandbox-secret"
-    tap = RawTap()
-    await tap.start(host, port, user, secret)
-    ami = AMIClient(host, port, user, secret)
-    tracker = CallTracker()
-    stream = follow_calls(ami, tracker)
-    ended = 0
-    live: set[str] = set()
-    done = asyncio.Event()
+class Harness:
+    """Our client (with the call tracker) and the raw tap on the same Asterisk."""
 
-    async def consume() -> None:
-        nonlocal ended
-        async for event in stream:
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = int(os.environ.get("DIALERD_TEST_AMI_PORT", "25038"))
+        self.user, self.secret = "dialerd", "sandbox-secret"
+        self.tap = RawTap()
+        self.ami = AMIClient(self.host, self.port, self.user, self.secret)
+        self.tracker = CallTracker()
+        self.stream = follow_calls(self.ami, self.tracker)
+        self.counter = self.ami.subscribe()
+        self.broadcast = 0
+        self.live: set[str] = set()
+        self.changed = asyncio.Event()
+        self.serial = 0
+
+    async def _count(self) -> None:
+        async for item in self.counter:
+            if isinstance(item, Event) and item.action_id is None:
+                self.broadcast += 1
+
+    async def _consume(self) -> None:
+        async for event in self.stream:
             if isinstance(event, CallHungUp | CallFailed):
-                ended += 1
-                live.discard(event.call_id)
-                done.set()
+                self.live.discard(event.call_id)
+                self.changed.set()
 
-    agi = AGIServer(port=agi_port, timeout=2.0)
+    async def dial(self, prefix: str) -> None:
+        self.serial += 1
+        call_id = f"bench{os.getpid()}x{self.serial}"
+        self.live.add(call_id)
+        number = f"{prefix}{self.serial % 10000:04d}"
+        await self.ami.send_action(originate(call_id, f"Local/{number}@world/n", attempt=call_id))
+
+    async def wait_idle(self) -> None:
+        async with asyncio.timeout(60):
+            while self.live:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.sleep(2.0)  # the last events reach both connections
+
+    async def phase(self, name: str, run: Any) -> dict[str, Any]:
+        """Run one load phase; compare our broadcast-event count with the tap's."""
+        ours0, wire0, calls0 = self.broadcast, self.tap.events, self.serial
+        t0 = time.perf_counter()
+        max_backlog = await run()
+        elapsed = time.perf_counter() - t0
+        during = self.broadcast - ours0
+        await self.wait_idle()
+        ours, wire = self.broadcast - ours0, self.tap.events - wire0
+        return {
+            "name": name, "events_per_s": round(during / elapsed, 1),
+            "seconds": round(elapsed, 2), "calls": self.serial - calls0,
+            "events_client": ours, "events_wire": wire, "lost": wire - ours,
+            "max_backlog": max_backlog,
+        }  # fmt: skip
+
+
+async def end_to_end(calls: int, seconds: float, burst: int) -> list[dict[str, Any]]:
+    """Sustained: `calls` humans kept up for `seconds` (each plays the abandon message
+    and ends by itself; a new call replaces it). Burst: `burst` invalid numbers at once,
+    the densest event rate the world can make."""
+    h = Harness()
+    agi = AGIServer(port=int(os.environ.get("DIALERD_TEST_AGI_PORT", "24573")), timeout=2.0)
 
     @agi.route("/connect")
     async def connect(req: AGIRequest) -> None:
         return None  # nobody free: the abandon message plays, then the call ends
 
-    consumer = asyncio.create_task(consume())
-    serial = 0
-    async with agi, ami:
-        await asyncio.sleep(0.5)  # both sessions are up before the first call
-        start_events = ami.events_received
-        tap_start = tap.events
-        t0 = time.perf_counter()
+    async def sustained() -> int:
         max_backlog = 0
+        t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            while len(live) < calls:
-                serial += 1
-                number = f"101{serial % 10000:04d}"
-                call_id = f"bench{os.getpid()}x{serial}"
-                live.add(call_id)
-                await ami.send_action(
-                    originate(call_id, f"Local/{number}@world/n", attempt=call_id)
-                )
-            done.clear()
+            while len(h.live) < calls:
+                await h.dial("101")
+            h.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 1.0)
-        load_elapsed = time.perf_counter() - t0
-        load_events = ami.events_received - start_events
-        await ami.send_action(hangup("/^Local\\/101/"))
-        async with asyncio.timeout(30):
-            while live:
-                done.clear()
-                await done.wait()
-        await asyncio.sleep(2.0)  # let the last events arrive on both connections
-        ours = ami.events_received - start_events
-        theirs = tap.events - tap_start
-    consumer.cancel()
-    tap.close()
-    return {
-        "calls_started": serial,
-        "calls_ended": ended,
-        "concurrent": calls,
-        "seconds": round(load_elapsed, 2),
-        "events_per_s": round(load_events / load_elapsed, 1),
-        "events_client": ours,
-        "events_wire": theirs,
-        "lost": theirs - ours,
-        "max_backlog": max_backlog,
-    }
+                await asyncio.wait_for(h.changed.wait(), 1.0)
+            max_backlog = max(max_backlog, h.counter.backlog)
+        await h.ami.send_action(hangup("/^Local\\/101/"))
+        return max_backlog
+
+    async def bursting() -> int:
+        max_backlog = 0
+        for _ in range(burst):
+            await h.dial("601")
+            max_backlog = max(max_backlog, h.counter.backlog)
+        async with asyncio.timeout(60):
+            while h.live:
+                h.changed.clear()
+                await h.changed.wait()
+                max_backlog = max(max_backlog, h.counter.backlog)
+        return max_backlog
+
+    await h.tap.start(h.host, h.port, h.user, h.secret)
+    tasks = [asyncio.create_task(h._count()), asyncio.create_task(h._consume())]
+    rows = []
+    async with agi, h.ami:
+        await asyncio.sleep(0.5)  # both sessions are up before the first call
+        rows.append(await h.phase(f"e2e/sustained@{calls}-calls", sustained))
+        if burst:
+            rows.append(await h.phase(f"e2e/burst@{burst}-calls", bursting))
+    for task in tasks:
+        task.cancel()
+    h.tap.close()
+    return rows
 
 
 def main() -> int:
@@ -251,6 +291,7 @@ def main() -> int:
     parser.add_argument("--no-pbx", action="store_true", help="parser comparison only")
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--burst", type=int, default=1000, help="0 to skip the burst")
     parser.add_argument("--megabytes", type=float, default=4.0)
     args = parser.parse_args()
 
@@ -267,8 +308,7 @@ def main() -> int:
     rows[0]["speedup_vs_panoramisk"] = round(ours / theirs, 2)
     rows[1]["speedup_vs_panoramisk"] = round(full / theirs, 2)
     if not args.no_pbx:
-        e2e = asyncio.run(end_to_end(args.calls, args.seconds))
-        rows.append({"name": f"e2e/client@{args.calls}-calls", **e2e})
+        rows += asyncio.run(end_to_end(args.calls, args.seconds, args.burst))
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -242,3 +242,16 @@ def test_any_event_order_never_crashes_and_ends_each_call_at_most_once(
 )
 def test_classify_failure(reason: int | None, cause: int | None, expected: FailReason) -> None:
     assert classify_failure(reason, cause) is expected
+
+
+def test_an_originate_response_before_the_call_is_recognised_is_not_lost() -> None:
+    """An unexpected call is only recognised by its channel variables; its failed
+    OriginateResponse may come first and must still end it (found by bench/ami.py's
+    1000-call burst, where some calls never ended)."""
+    events = [e for e in events_of("failures") if e.get("Linkedid") == "cong1-a"
+              or e.get("Uniqueid") == "cong1-a"]  # fmt: skip
+    response = next(e for e in events if e.name == "OriginateResponse")
+    reordered = [response, *(e for e in events if e is not response)]
+    end = of_call(fold(reordered), "cong1")[-1]
+    assert isinstance(end, CallFailed)
+    assert end.reason is FailReason.CONGESTION
