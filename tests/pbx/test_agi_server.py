@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from dialerd.agi import AGIRequest, AGIServer
+from dialerd.agi import AGIHangup, AGIRequest, AGIServer
 from dialerd.ami import (
     AMIClient,
     CallAbandoned,
+    CallAnswered,
     CallBridged,
     CallEvent,
     hangup,
@@ -116,3 +117,30 @@ async def test_an_unknown_route_fails_open(sandbox: Sandbox, route: str) -> None
     assert result is CallAbandoned
     assert agi.stats.unrouted == 1
     assert seen == []
+
+
+async def test_a_hangup_during_a_handler_ends_it_cleanly(sandbox: Sandbox) -> None:
+    """Asterisk's HANGUP notice: the next command raises AGIHangup, which the server
+    counts as handled (the call is simply over), not as a failure."""
+    hung_up = asyncio.Event()
+
+    async def waits(req: AGIRequest) -> None:
+        try:
+            while True:
+                await req.get_variable("DIALERD_LEAD")
+                await asyncio.sleep(0.2)
+        except AGIHangup:
+            hung_up.set()
+            raise
+
+    agi = AGIServer(port=sandbox.agi_port, timeout=15.0)
+    agi.route("/connect")(waits)
+    async with agi, client(sandbox) as ami, tracked(ami) as calls:
+        call_id, number = await one_live_call(ami, calls, "hup")
+        await asyncio.wait_for(calls.wait_for(call_id, CallAnswered), 10)
+        await asyncio.sleep(1.0)
+        await ami.send_action(hangup(f"/^Local\\/{number}@world-/"))
+        await asyncio.wait_for(hung_up.wait(), 10)
+        await asyncio.wait_for(calls.wait_ended(call_id), 10)
+    assert agi.stats.handled == 1
+    assert agi.stats.failed == 0

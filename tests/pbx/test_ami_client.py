@@ -14,6 +14,7 @@ import pytest
 from dialerd.agi import AGIRequest, AGIServer
 from dialerd.ami import (
     Action,
+    AMIClient,
     CallAbandoned,
     CallAmd,
     CallAnswered,
@@ -59,8 +60,9 @@ async def test_login_ping_and_list(sandbox: Sandbox, challenge: bool) -> None:
 
 
 async def test_bad_secret_never_connects(sandbox: Sandbox) -> None:
-    ami = client(sandbox, backoff_initial=0.05)
-    ami._secret = "wrong"
+    ami = AMIClient(
+        sandbox.ami_host, sandbox.ami_port, sandbox.ami_user, "wrong", backoff_initial=0.05
+    )
     ami.start()
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(2.5):  # Asterisk sleeps 1 s after a failed login
