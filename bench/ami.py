@@ -179,10 +179,8 @@ class RawTap:
 class Harness:
     """Our client (with the call tracker) and the raw tap on the same Asterisk."""
 
-    def __init__(self) -> None:
-        self.host = "127.0.0.1"
-        self.port = int(os.environ.get("DIALERD_TEST_AMI_PORT", "25038"))
-        self.user, self.secret = "dialerd", "sandbox-secret"
+    def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+        self.host, self.port, self.user, self.secret = host, port, user, secret
         self.tap = RawTap()
         self.ami = AMIClient(self.host, self.port, self.user, self.secret)
         self.tracker = CallTracker()
@@ -235,12 +233,26 @@ class Harness:
         }  # fmt: skip
 
 
-async def end_to_end(calls: int, seconds: float, burst: int) -> list[dict[str, Any]]:
+async def end_to_end(
+    calls: int,
+    seconds: float,
+    burst: int,
+    *,
+    host: str = "127.0.0.1",
+    ami_port: int | None = None,
+    agi_port: int | None = None,
+    user: str = "dialerd",
+    secret: str = "sandbox-secret",
+) -> list[dict[str, Any]]:
     """Sustained: `calls` humans kept up for `seconds` (each plays the abandon message
     and ends by itself; a new call replaces it). Burst: `burst` invalid numbers at once,
-    the densest event rate the world can make."""
-    h = Harness()
-    agi = AGIServer(port=int(os.environ.get("DIALERD_TEST_AGI_PORT", "24573")), timeout=2.0)
+    the densest event rate the world can make. Ports default to DIALERD_TEST_*."""
+    h = Harness(
+        host, ami_port or int(os.environ.get("DIALERD_TEST_AMI_PORT", "25038")), user, secret
+    )
+    agi = AGIServer(
+        port=agi_port or int(os.environ.get("DIALERD_TEST_AGI_PORT", "24573")), timeout=2.0
+    )
 
     @agi.route("/connect")
     async def connect(req: AGIRequest) -> None:
