@@ -197,3 +197,27 @@ async def test_raw_crlf_in_a_header_is_refused_and_the_session_survives(
                 Action("Setvar", (("Variable", "X"), ("Value", "a\r\nAction: Logoff")))
             )
         assert (await ami.send_action(Action("Ping"))).ok
+
+
+async def test_dialerd_channel_variables_reach_every_channel_event(sandbox: Sandbox) -> None:
+    """manager_dialerd.conf's channelvars (only honoured in [general]) put DIALERD_* on
+    the events: what lets a restarted dialerd adopt its calls."""
+    async with client(sandbox) as ami:
+        sub = ami.subscribe()
+        number = world_number(INVALID)
+        call_id = f"var-{number}"
+        await ami.send_action(
+            originate(call_id, f"Local/{number}@world/n", lead="L-42", attempt=call_id)
+        )
+        async with asyncio.timeout(10):
+            async for event in sub:
+                if (
+                    isinstance(event, Event)
+                    and event.name == "Hangup"
+                    and event.get("Uniqueid") == f"{call_id}-a"
+                ):
+                    break
+    variables = event.variables()
+    assert variables["DIALERD_LEAD"] == "L-42"
+    assert variables["DIALERD_ATTEMPT"] == call_id
+    assert event.get("Timestamp")  # timestampevents, for the tracker's durations
