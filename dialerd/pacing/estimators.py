@@ -34,20 +34,22 @@ _WRAP_QUANTILES = 5
 class Tables:
     """Per-second lookup tables indexed by `int(elapsed)`; the last entry covers the rest.
 
-    `call_mean[e]`: probability that a call dialing for e s becomes a live answer.
-    `talk_mean[e]` / `wrap_mean[e]`: probability that an agent talking / wrapping for e s
-    is free within the answer horizon plus the connect deadline.  The `_var`
-    twins hold p(1-p) so the variance of each Bernoulli sum is one more sum.
+    `calls[e]`: a call dialing for e s ends as a live answer.  `talk[e]` / `wrap[e]`: an
+    agent talking / wrapping for e s is free within the answer horizon plus the connect
+    deadline.  Each entry is a Bernoulli packed as complex(p, p(1-p)), so one C-level
+    `sum` over the floor yields both the mean and the variance of the count.
     """
 
     horizon: float
-    new_call_mean: float
-    call_mean: list[float]
-    call_var: list[float]
-    talk_mean: list[float]
-    talk_var: list[float]
-    wrap_mean: list[float]
-    wrap_var: list[float]
+    new_call: float
+    calls: list[complex]
+    talk: list[complex]
+    wrap: list[complex]
+
+
+def bernoullis(probabilities: list[float]) -> list[complex]:
+    """Pack each probability with its variance (see `Tables`)."""
+    return [complex(p, p * (1.0 - p)) for p in probabilities]
 
 
 class OutcomeModel:
@@ -232,11 +234,6 @@ def _residual_table(km: _Survival, extra: Sequence[float], within: float) -> lis
                 done += alive - _survival_at(km, limit)
         table[e] = done / (alive * len(extra))
     return table
-
-
-def variances(means: list[float]) -> list[float]:
-    """p(1-p) per entry: the variance of the Bernoulli each table entry describes."""
-    return [m * (1.0 - m) for m in means]
 
 
 def _cdf(hist: list[float]) -> list[float]:
