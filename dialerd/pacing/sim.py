@@ -200,11 +200,11 @@ class _Run:
             )
         u -= live
         if u < sc.machine_rate:
-            return _Customer(
+            return _Customer(  # if sent to an agent, it gets a live answer's connect window
                 "machine",
                 machine_ring,
                 machine_amd,
-                0.0,
+                machine_amd - 0.5,
                 wrong < sc.amd_false_negative,
                 machine_talk,
             )
