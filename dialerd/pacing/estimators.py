@@ -28,6 +28,7 @@ _LN2 = math.log(2.0)
 _CALL_BINS = 120  # seconds of dialing phase the call tables cover (ring timeouts are shorter)
 _AGENT_BINS = 1800  # beyond 30 min into a call the residual-life estimate stops changing
 _WRAP_QUANTILES = 5
+MIN_MEMORY = 100.0  # outcomes; tuned on the bench grid (250 lagged behind drifting lists)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,8 @@ class OutcomeModel:
         gap = max(0.0, at - self._last_at)
         self._last_at = max(self._last_at, at)
         self._gap = gap if self._gap == 0.0 else 0.98 * self._gap + 0.02 * gap
-        # Keep at least ~250 outcomes of memory so a small team's estimate is not noise.
-        half_life = max(self.adapt_seconds, 250.0 * self._gap)
+        # A thin list (small team) keeps ~MIN_MEMORY outcomes of memory, or it chases noise.
+        half_life = max(self.adapt_seconds, MIN_MEMORY * self._gap)
         decay = math.exp(-_LN2 * gap / half_life)
         self._w = self._w * decay + 1.0
         self._w2 = self._w2 * decay * decay + 1.0
