@@ -1,19 +1,21 @@
 """The predictive policy: launch while the marginal call's abandon risk is within budget.
 
-At each `plan` the policy looks one *horizon* ahead (the median time a live answer takes
-to leave the dialing phase).  Supply is the agents that will be free by then plus the
-connect deadline: ready agents count 1, busy ones their residual-life probability.
-Demand is the live answers that will need an agent by then: waiting calls count 1, each
-dialing call its hazard-conditioned probability, each new launch the unconditional one.
-Both are sums of Bernoullis, so a normal approximation (plus the uncertainty of the
-estimated live rate) gives the chance that one more launch finds no agent.  Calls are
-launched while that marginal risk is below `risk`, and `risk` itself is steered by a
-slow feedback loop that spends what is left of the abandon budget over the regulators'
-rolling windows (30 days FCC-style, 24 hours Ofcom-style).
+Demand is every live answer the floor can still expect: waiting calls count 1, each
+dialing call the probability that a call which has been dialing that long ends as a live
+answer (survival-conditioned: the hazard view), each new launch the current live rate.
+Supply is the agents free within the *answer horizon* (the 75th percentile of how long
+a live answer takes to leave the dialing phase) plus the connect deadline: ready agents
+count 1, talking and wrapping ones their residual-life probability.  Both are sums of
+Bernoullis, so a normal approximation (plus the uncertainty of the estimated live rate)
+gives the chance that one more launch finds no agent.  Calls are launched while that
+marginal risk is below `risk`, and `risk` itself is steered by a slow feedback loop that
+spends what is left of the abandon budget over the regulators' rolling windows (30 days
+FCC-style, 24 hours Ofcom-style).
 
-Safety does not depend on the model being right: cold start and thin data dial
-progressively, the model may only add calls on top of progressive, and the in-flight
-ceiling (`max_ratio`) caps everything.
+Safety does not depend on the model being right: cold start dials progressively, the
+model may only add calls on top of progressive (so a small or unpredictable floor falls
+back towards progressive as the variance terms grow), and the in-flight ceiling
+(`max_ratio`) caps everything.
 """
 
 from __future__ import annotations
