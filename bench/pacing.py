@@ -184,6 +184,7 @@ def main() -> None:
         by_key.setdefault((sc.name, pol), []).append(res)
     cost = plan_cost_us()
     console = Console(width=150)
+    tally: dict[str, list[int]] = {}  # target -> [met, judged, out of reach]
     summary = Table(title="Predictive vs targets (per scenario)")
     for col in (
         "scenario",
@@ -233,6 +234,12 @@ def main() -> None:
             )
         console.print(table)
         p = rows["predictive"]
+        for key, ok in judged.items():
+            if key.endswith("_ok"):
+                row = tally.setdefault(key, [0, 0, 0])
+                row[0] += bool(ok)
+                row[1] += 1
+                row[2] += key in judged["infeasible"]
         missed = [
             k + (" (infeasible)" if k in judged["infeasible"] else "")
             for k, v in judged.items()
@@ -252,6 +259,8 @@ def main() -> None:
         print(json.dumps({"plan_cost_us": cost, "agents": 100, "calls_in_flight": 300}))
         return
     console.print(summary)
+    for key, (met, judged_n, unreachable) in tally.items():
+        console.print(f"{key}: met in {met}/{judged_n} scenarios ({unreachable} out of reach)")
     console.print(f"predictive plan(): {cost:.1f} µs per call at 100 agents / 300 in flight")
 
 
