@@ -236,10 +236,10 @@ def main() -> None:
         p = rows["predictive"]
         for key, ok in judged.items():
             if key.endswith("_ok"):
-                row = tally.setdefault(key, [0, 0, 0])
-                row[0] += bool(ok)
-                row[1] += 1
-                row[2] += key in judged["infeasible"]
+                counts = tally.setdefault(key, [0, 0, 0])
+                counts[0] += bool(ok)
+                counts[1] += 1
+                counts[2] += key in judged["infeasible"]
         missed = [
             k + (" (infeasible)" if k in judged["infeasible"] else "")
             for k, v in judged.items()
