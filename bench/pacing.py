@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from baselines.oracle import simulate_oracle
 from baselines.vicidial import VicidialAdaptive
 from rich.console import Console
 from rich.table import Table
@@ -59,8 +60,13 @@ def grid(quick: bool) -> list[Scenario]:
     return out
 
 
+ORACLE = "oracle (in-flight)"  # a reference that peeks at the simulator, see --oracle
+
+
 def run_one(job: tuple[Scenario, str, int]) -> Result:
     scenario, policy, seed = job
+    if policy == ORACLE:
+        return simulate_oracle(scenario, seed)
     return simulate(scenario, POLICIES[policy](), seed, policy)
 
 
@@ -170,13 +176,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines instead of tables")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per scenario (all)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--oracle", action="store_true", help=f"add the '{ORACLE}' reference (not a baseline)"
+    )
     args = parser.parse_args()
     scenarios = grid(args.quick)
 
     def seeds(sc: Scenario) -> int:
         return args.seeds or (2 if args.quick else SEEDS[sc.agents])
 
-    jobs = [(sc, pol, seed) for sc in scenarios for pol in POLICIES for seed in range(seeds(sc))]
+    policies = [*POLICIES, *([ORACLE] if args.oracle else [])]
+    jobs = [(sc, pol, seed) for sc in scenarios for pol in policies for seed in range(seeds(sc))]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_one, jobs, chunksize=4))
     by_key: dict[tuple[str, str], list[Result]] = {}
@@ -198,7 +208,7 @@ def main() -> None:
     ):
         summary.add_column(col, justify="right" if col != "scenario" else "left")
     for sc in scenarios:
-        rows = {pol: summarise(sc, pol, by_key[(sc.name, pol)]) for pol in POLICIES}
+        rows = {pol: summarise(sc, pol, by_key[(sc.name, pol)]) for pol in policies}
         rows["ceiling"] = ceiling_row(sc)
         judged = verdict(rows, sc)
         if args.json:
