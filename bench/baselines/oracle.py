@@ -17,9 +17,9 @@ from dialerd.pacing.settings import parse_settings
 from dialerd.pacing.sim import _READY, Result, Scenario, _Run
 from dialerd.pacing.simple import progressive_count, room
 
-# A floor of variance so the budget loop's z range can reach the target: with exact
-# knowledge the only Bernoulli noise left is the new launches'.
-_BASE_VARIANCE = 2.0
+# A floor of variance, per agent, so the budget loop's z range can reach the target:
+# with exact knowledge the only Bernoulli noise left is the new launches'.
+_BASE_VARIANCE_PER_AGENT = 0.1
 
 
 class InFlightOracle(PredictivePacer):
@@ -54,7 +54,7 @@ class InFlightOracle(PredictivePacer):
         headroom = floor.agents_ready + supply - floor.calls_waiting - demand - 0.5
         n = 0
         while n < limit and headroom - n * m0 >= self._z * math.sqrt(
-            _BASE_VARIANCE + n * m0 * (1.0 - m0)
+            _BASE_VARIANCE_PER_AGENT * floor.agents + n * m0 * (1.0 - m0)
         ):
             n += 1
         return max(base, n)
