@@ -166,8 +166,11 @@ def _lookup(table: list[complex], elapsed: Sequence[float]) -> complex:
     """Sum of table entries at each elapsed time: C-level passes, no Python loop."""
     if not elapsed:
         return 0j
-    index = list(map(int, elapsed))
     last = len(table) - 1
+    try:
+        index = list(map(int, elapsed))
+    except (ValueError, OverflowError):  # NaN or infinity from a confused caller: the tail
+        index = [int(e) if math.isfinite(e) else last for e in elapsed]
     if max(index) > last or min(index) < 0:
         index = [min(max(i, 0), last) for i in index]
     return sum(map(table.__getitem__, index), 0j)

@@ -91,6 +91,10 @@ def test_value_types_reject_nonsense() -> None:
         DialOutcome(at=0.0, ring_seconds=1.0, result="busy", abandoned=True)
     with pytest.raises(ValueError, match="must be >= 0"):
         Floor(now=0.0, agents_ready=-1)
+    with pytest.raises(ValueError, match=r"DialOutcome.ring_seconds must be a finite number"):
+        DialOutcome(at=0.0, ring_seconds=math.nan, result="busy")
+    with pytest.raises(ValueError, match=r"AgentCycle.wrap_seconds must be a finite number"):
+        AgentCycle(at=0.0, talk_seconds=10.0, wrap_seconds=-1.0)
 
 
 # --- the simple modes ---------------------------------------------------------------------
@@ -151,6 +155,19 @@ def test_predictive_counts_ringing_calls_by_how_long_they_rang() -> None:
     stale = Floor(now=1000.0, agents_ready=2, agents_wrapping=wrapping, calls_dialing=(19.5,) * 8)
     fresh = Floor(now=1000.0, agents_ready=2, agents_wrapping=wrapping, calls_dialing=(0.5,) * 8)
     assert pacer.plan(stale) > pacer.plan(fresh)
+
+
+def test_predictive_survives_non_finite_elapsed_times() -> None:
+    """A confused caller must not stop the pacing loop: NaN/inf read as 'very long'."""
+    floor = Floor(
+        now=1000.0,
+        agents_ready=1,
+        agents_talking=(math.nan, math.inf),
+        agents_wrapping=(9.5,),
+        calls_dialing=(math.inf, -math.inf, math.nan, 3.0),
+    )
+    n = warmed().plan(floor)
+    assert 0 <= n <= 3 * floor.agents - floor.in_flight
 
 
 def test_predictive_is_deterministic() -> None:
