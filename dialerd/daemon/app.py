@@ -446,8 +446,10 @@ class Daemon:
                 call.machine = True
             else:
                 cf.live_answer(call.call_id, now)
-        elif isinstance(event, CallAnswered) and not runtime.config.amd:
-            cf.live_answer(call.call_id, now)
+        elif isinstance(event, CallAnswered):
+            cf.picked_up(call.call_id, now)
+            if not runtime.config.amd:
+                cf.live_answer(call.call_id, now)
         elif isinstance(event, CallBridged):
             await self._on_bridged(runtime, call, event.agent, now)
         elif isinstance(event, CallAbandoned):

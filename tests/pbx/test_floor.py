@@ -45,6 +45,7 @@ def options(sandbox: Sandbox, workdir: Path, **kw: object) -> DemoOptions:
     return DemoOptions(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.timeout(900)
 async def test_campaign_with_ten_agents_and_300_leads(sandbox: Sandbox, tmp_path: Path) -> None:
     """R-DL-1/2/3, R-CB-2/3/7, R-REG-4: every lead ends in the state its callee's behaviour
     calls for, nothing is lost or dialled twice, callbacks come back to their owner."""

@@ -65,6 +65,7 @@ async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> 
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
+@pytest.mark.timeout(600)
 async def test_kill_9_mid_campaign_loses_nothing_and_dials_nothing_twice(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
