@@ -145,6 +145,9 @@ class Message:
             if start >= 0:
                 start += len(name) + 3
                 return text[start : text.index("\n", start)]
+            # Absent in any letter case or spacing? Then say so without a full parse.
+            if f"\n{name.lower()}:" not in text.lower():
+                return default
         lower = self._lower
         if lower is None:
             lower = self._lower = {k.lower(): v for k, v in reversed(self.headers)}

@@ -106,6 +106,10 @@ def test_repeated_headers_keep_their_order() -> None:
     assert event.variables() == {"DIALERD_LEAD": "L1", "DIALERD_ATTEMPT": "A=1"}
     assert event.get_all("output") == ["one", "two", ""]
     assert event.get("chanvariable") == "DIALERD_LEAD=L1"  # case-insensitive, first wins
+    assert event.get("Missing") is None
+    assert event.get("missing", "default") == "default"
+    assert "Output" in event
+    assert "Outpu" not in event
 
 
 def test_utf8_split_inside_a_character_survives() -> None:
