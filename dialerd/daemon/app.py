@@ -81,6 +81,9 @@ _FAIL_OUTCOME = {
     FailReason.CONGESTION: Outcome.FAILED,
     FailReason.INVALID: Outcome.FAILED,
     FailReason.FAILED: Outcome.FAILED,
+    # Ended while AMI was away: whether anyone answered is unknown, so the lead waits the
+    # campaign's "failed" delay rather than being redialled at once.
+    FailReason.UNKNOWN: Outcome.FAILED,
 }
 
 
