@@ -47,7 +47,10 @@ class Sandbox:
         """Run an Asterisk CLI command on this instance (`asterisk -rx`)."""
         return subprocess.run(
             [str(SANDBOX), "--name", self.name, "cli", command],
-            capture_output=True, text=True, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout
 
 
@@ -60,10 +63,15 @@ def sandbox() -> Iterator[Sandbox]:
     """The real Asterisk, up once for the whole session and stopped at the end."""
     name = os.environ.get("DIALERD_TEST_SANDBOX", "pytest")
     cmd = [
-        str(SANDBOX), "--name", name,
-        "--ami-port", str(_env_port("DIALERD_TEST_AMI_PORT", 25038)),
-        "--sip-port", str(_env_port("DIALERD_TEST_SIP_PORT", 25060)),
-        "--agi-port", str(_env_port("DIALERD_TEST_AGI_PORT", 24573)),
+        str(SANDBOX),
+        "--name",
+        name,
+        "--ami-port",
+        str(_env_port("DIALERD_TEST_AMI_PORT", 25038)),
+        "--sip-port",
+        str(_env_port("DIALERD_TEST_SIP_PORT", 25060)),
+        "--agi-port",
+        str(_env_port("DIALERD_TEST_AGI_PORT", 24573)),
     ]
     extra = os.environ.get("DIALERD_TEST_EXTRA_CONF")
     if extra:
@@ -74,15 +82,22 @@ def sandbox() -> Iterator[Sandbox]:
     info = json.loads(proc.stdout)
     version = subprocess.run(
         [str(SANDBOX), "--name", name, "cli", "core show version"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"\nsandbox {name}: {version}")
     try:
         yield Sandbox(
-            name=name, ami_host=str(info["ami_host"]), ami_port=int(info["ami_port"]),
-            ami_user=str(info["ami_user"]), ami_secret=str(info["ami_secret"]),
-            sip_port=int(info["sip_port"]), agi_port=int(info["agi_port"]),
-            spool_dir=Path(str(info["spool_dir"])), version=version,
+            name=name,
+            ami_host=str(info["ami_host"]),
+            ami_port=int(info["ami_port"]),
+            ami_user=str(info["ami_user"]),
+            ami_secret=str(info["ami_secret"]),
+            sip_port=int(info["sip_port"]),
+            agi_port=int(info["agi_port"]),
+            spool_dir=Path(str(info["spool_dir"])),
+            version=version,
         )
     finally:
         subprocess.run([str(SANDBOX), "--name", name, "down"], check=False, timeout=60)
@@ -104,8 +119,9 @@ def mqtt_broker() -> Iterator[Broker]:
     workdir = Path(tempfile.mkdtemp(prefix="dialerd-mosquitto-"))
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=(workdir / "log").open("wb"))
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=(workdir / "log").open("wb")
+    )
     import socket
 
     deadline = time.monotonic() + 10

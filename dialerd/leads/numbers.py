@@ -5,9 +5,12 @@ pinned to one zone (a Russian mobile, say), every candidate joined by ','. A key
 calling only when the calling hours allow it in *every* zone it names: the safe answer when
 we cannot tell the callee's local time.
 
-Normalisation is on the import hot path (a million rows), so it does the expensive part of
-``phonenumbers`` once per number: numbers already written as ``+<digits>`` skip the generic
-parser, and validity and type come from one ``number_type`` call.
+Normalisation is on the import hot path (a million rows). ``phonenumbers`` spends most of
+its time re-looking-up compiled patterns and, for shared calling codes such as +1, typing a
+number twice (once to find its region, once for the type). `_Classifier` does exactly what
+``phonenumbers.number_type`` does, rule for rule, on patterns compiled once per region, and
+numbers already written as ``+<digits>`` skip the generic parser. A test checks the result
+against ``phonenumbers`` itself on numbers from every region.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import PhoneNumber, PhoneNumberType
+from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberType
 from phonenumbers import timezone as pn_timezone
 
 from dialerd.config.models import CallingHours, check_timezone
@@ -27,6 +31,93 @@ from dialerd.config.models import CallingHours, check_timezone
 _UNKNOWN_ZONE = "Etc/Unknown"
 _STRIP = str.maketrans("", "", " -().\u00a0/\t")
 _COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+_SPECIAL_TYPES = (
+    ("premium_rate", PhoneNumberType.PREMIUM_RATE),
+    ("toll_free", PhoneNumberType.TOLL_FREE),
+    ("shared_cost", PhoneNumberType.SHARED_COST),
+    ("voip", PhoneNumberType.VOIP),
+    ("personal_number", PhoneNumberType.PERSONAL_NUMBER),
+    ("pager", PhoneNumberType.PAGER),
+    ("uan", PhoneNumberType.UAN),
+    ("voicemail", PhoneNumberType.VOICEMAIL),
+)
+
+
+class _Desc:
+    """One number description: possible lengths and its pattern, compiled once."""
+
+    __slots__ = ("lengths", "pattern")
+
+    def __init__(self, desc: Any) -> None:
+        source = getattr(desc, "national_number_pattern", None) if desc is not None else None
+        self.pattern = re.compile(source) if source else None
+        self.lengths = frozenset(desc.possible_length or ()) if desc is not None else frozenset()
+
+    def matches(self, nsn: str) -> bool:
+        """phonenumbers' _is_number_matching_desc (a prefix match is not a match)."""
+        if self.pattern is None or (self.lengths and len(nsn) not in self.lengths):
+            return False
+        return self.pattern.fullmatch(nsn) is not None
+
+
+class _Classifier:
+    """phonenumbers' _number_type_helper for one region's metadata."""
+
+    def __init__(self, metadata: Any) -> None:
+        self.general = _Desc(metadata.general_desc)
+        self.special = [(kind, _Desc(getattr(metadata, name))) for name, kind in _SPECIAL_TYPES]
+        self.fixed = _Desc(metadata.fixed_line)
+        self.mobile = _Desc(metadata.mobile)
+        self.same_fixed_mobile = bool(metadata.same_mobile_and_fixed_line_pattern)
+        leading = metadata.leading_digits
+        self.leading = re.compile(leading) if leading else None
+
+    def kind(self, nsn: str) -> int:
+        if not self.general.matches(nsn):
+            return PhoneNumberType.UNKNOWN
+        for kind, desc in self.special:
+            if desc.matches(nsn):
+                return kind
+        if self.fixed.matches(nsn):
+            if self.same_fixed_mobile or self.mobile.matches(nsn):
+                return PhoneNumberType.FIXED_LINE_OR_MOBILE
+            return PhoneNumberType.FIXED_LINE
+        if not self.same_fixed_mobile and self.mobile.matches(nsn):
+            return PhoneNumberType.MOBILE
+        return PhoneNumberType.UNKNOWN
+
+
+@cache
+def _classifiers(country: int) -> tuple[_Classifier, ...]:
+    """The classifiers of a calling code's regions, in phonenumbers' lookup order."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country, ())
+    found = []
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(country, region.upper())
+        if metadata is not None:
+            found.append(_Classifier(metadata))
+    return tuple(found)
+
+
+def number_type(number: PhoneNumber) -> int:
+    """Exactly ``phonenumbers.number_type(number)``, several times faster."""
+    classifiers = _classifiers(number.country_code or 0)
+    if not classifiers:
+        return PhoneNumberType.UNKNOWN
+    nsn = phonenumbers.national_significant_number(number)
+    if len(classifiers) == 1:
+        return classifiers[0].kind(nsn)
+    for classifier in classifiers:  # phonenumbers' _region_code_for_number_from_list
+        if classifier.leading is not None:
+            if classifier.leading.match(nsn):
+                return classifier.kind(nsn)
+        else:
+            kind = classifier.kind(nsn)
+            if kind != PhoneNumberType.UNKNOWN:
+                return kind
+    return PhoneNumberType.UNKNOWN
 
 
 class NumberError(ValueError):
@@ -50,7 +141,7 @@ class NumberNormalizer:
         if not text:
             raise NumberError("the number is empty")
         number = self._parse(text, region or self.default_region)
-        kind = phonenumbers.number_type(number)
+        kind = number_type(number)
         country = number.country_code or 0
         if kind == PhoneNumberType.UNKNOWN:
             where = phonenumbers.region_code_for_country_code(country)

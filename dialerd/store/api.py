@@ -10,6 +10,7 @@ agent's created_at take the database's clock).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from dialerd.config.models import CampaignConfig
@@ -33,6 +34,20 @@ from dialerd.store.models import (
     RegistrationTopic,
     Selection,
 )
+
+
+class LeadImport(Protocol):
+    """One lead import in progress (see `Store.lead_import`)."""
+
+    async def screen(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Numbers the store refuses: "dnc" (on the DNC list) or "exists" (already in the
+        campaign before this import)."""
+
+    async def add(self, leads: Sequence[NewLead]) -> None:
+        """Insert a chunk (may proceed in the background; errors surface by `finish`)."""
+
+    async def finish(self, rejected: int) -> ImportBatch:
+        """Record the batch (rows in = added + rejected) and commit on context exit."""
 
 
 class Store(Protocol):
@@ -59,10 +74,11 @@ class Store(Protocol):
     async def existing_numbers(self, campaign_id: int, numbers: Iterable[str]) -> set[str]:
         """The subset of `numbers` already in the campaign."""
 
-    async def import_leads(
-        self, campaign_id: int, leads: Sequence[NewLead], source: str, rejected: int, now: float
-    ) -> ImportBatch:
-        """Insert `leads` all-or-nothing and record the batch (rows in = len + rejected)."""
+    def lead_import(
+        self, campaign_id: int, source: str, now: float
+    ) -> AbstractAsyncContextManager[LeadImport]:
+        """An all-or-nothing import: rows become visible only if `LeadImport.finish` is
+        called before the context exits; any exception (or no finish) rolls back."""
 
     async def next_rank(self, campaign_id: int) -> int:
         """The rank after the campaign's last lead, so import order continues across files."""

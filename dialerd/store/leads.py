@@ -14,9 +14,13 @@ The dial selection is built for a million leads per campaign:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
+
+import aiosqlite
 
 from dialerd.store.base import SqlBase, chunks, placeholders
 from dialerd.store.models import (
@@ -116,43 +120,29 @@ class LeadsSql(SqlBase):
             found.update(r[0] for r in rows)
         return found
 
-    async def import_leads(
-        self, campaign_id: int, leads: Sequence[NewLead], source: str, rejected: int, now: float
-    ) -> ImportBatch:
-        """Insert `leads` all-or-nothing and record the batch."""
-        rows_in = len(leads) + rejected
-        async with self._tx() as db:
-            async with db.execute(
-                "INSERT INTO import_batches(campaign_id, source, rows_in, imported, rejected,"
-                " imported_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (campaign_id, source, rows_in, len(leads), rejected, now),
-            ) as cur:
-                row = await cur.fetchone()
-            assert row is not None
-            batch_id = int(row[0])
-            await db.executemany(
-                "INSERT INTO leads(campaign_id, number, tz, fields, rank, source_line,"
-                " import_batch_id, created_at, status, next_dial_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'ready', 0)",
-                (
-                    (
-                        campaign_id,
-                        lead.number,
-                        lead.tz,
-                        json.dumps(lead.fields, ensure_ascii=False, separators=(",", ":")),
-                        lead.rank,
-                        lead.source_line,
-                        batch_id,
-                        now,
-                    )
-                    for lead in leads
-                ),
-            )
-            await db.executemany(
-                "INSERT OR IGNORE INTO campaign_timezones(campaign_id, tz) VALUES (?, ?)",
-                [(campaign_id, tz) for tz in sorted({lead.tz for lead in leads})],
-            )
-        return ImportBatch(batch_id, campaign_id, source, rows_in, len(leads), rejected, now)
+    @asynccontextmanager
+    async def lead_import(
+        self, campaign_id: int, source: str, now: float
+    ) -> AsyncIterator[SqliteLeadImport]:
+        """An import transaction (see `SqliteLeadImport`); rolled back unless finished."""
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            session: SqliteLeadImport | None = None
+            try:
+                async with self._db.execute(
+                    "INSERT INTO import_batches(campaign_id, source, rows_in, imported, rejected,"
+                    " imported_at) VALUES (?, ?, 0, 0, 0, ?) RETURNING id",
+                    (campaign_id, source, now),
+                ) as cur:
+                    row = await cur.fetchone()
+                assert row is not None
+                session = SqliteLeadImport(self._db, campaign_id, int(row[0]), source, now)
+                yield session
+            finally:
+                if session is not None:
+                    await session.drain()
+                committed = session is not None and session.batch is not None
+                await self._db.execute("COMMIT" if committed else "ROLLBACK")
 
     async def next_rank(self, campaign_id: int) -> int:
         """The rank after the campaign's last lead, so import order continues across files."""
@@ -420,6 +410,100 @@ class LeadsSql(SqlBase):
             )
             if not cur.rowcount:
                 raise KeyError(f"no callback {callback_id}")
+
+
+class SqliteLeadImport:
+    """One import, inside one write transaction: nothing is visible until `finish`.
+
+    `add` hands a chunk to the connection's thread and returns, so the caller normalises
+    the next chunk while SQLite inserts this one.
+    """
+
+    def __init__(
+        self, db: aiosqlite.Connection, campaign_id: int, batch_id: int, source: str, now: float
+    ) -> None:
+        self._db = db
+        self._campaign_id = campaign_id
+        self._batch_id = batch_id
+        self._source = source
+        self._now = now
+        self._pending: asyncio.Future[aiosqlite.Cursor] | None = None
+        self._zones: set[str] = set()
+        self._count = 0
+        self.batch: ImportBatch | None = None
+
+    async def screen(self, numbers: Sequence[str]) -> dict[str, str]:
+        """The numbers the store refuses: ``"dnc"`` (on the list) or ``"exists"`` (already in
+        the campaign before this import)."""
+        refused: dict[str, str] = {}
+        for part in chunks(sorted(set(numbers))):
+            marks = placeholders(len(part))
+            async with self._db.execute(
+                f"SELECT number FROM dnc WHERE number IN ({marks})", tuple(part)
+            ) as cur:
+                refused.update((r[0], "dnc") for r in await cur.fetchall())
+            async with self._db.execute(
+                f"SELECT number FROM leads WHERE campaign_id = ? AND number IN ({marks})"
+                " AND import_batch_id IS NOT ?",
+                (self._campaign_id, *part, self._batch_id),
+            ) as cur:
+                for r in await cur.fetchall():
+                    refused.setdefault(r[0], "exists")
+        return refused
+
+    async def add(self, leads: Sequence[NewLead]) -> None:
+        """Queue a chunk for insertion (waits only for the previous chunk)."""
+        await self.drain()
+        payload = json.dumps(
+            [(lead.number, lead.tz, lead.rank, lead.source_line, lead.fields) for lead in leads],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        self._zones.update(lead.tz for lead in leads)
+        self._count += len(leads)
+        self._pending = asyncio.ensure_future(
+            self._db.execute(_INSERT_CHUNK, (self._campaign_id, self._batch_id, self._now, payload))
+        )
+        await asyncio.sleep(0)  # let the task hand the statement to the SQLite thread
+
+    async def drain(self) -> None:
+        """Wait for the chunk in flight (its error, if any, surfaces here)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def finish(self, rejected: int) -> ImportBatch:
+        """Record the batch (rows in = imported + rejected); the transaction commits."""
+        await self.drain()
+        await self._db.executemany(
+            "INSERT OR IGNORE INTO campaign_timezones(campaign_id, tz) VALUES (?, ?)",
+            [(self._campaign_id, tz) for tz in sorted(self._zones)],
+        )
+        await self._db.execute(
+            "UPDATE import_batches SET rows_in = ?, imported = ?, rejected = ? WHERE id = ?",
+            (self._count + rejected, self._count, rejected, self._batch_id),
+        )
+        self.batch = ImportBatch(
+            self._batch_id,
+            self._campaign_id,
+            self._source,
+            self._count + rejected,
+            self._count,
+            rejected,
+            self._now,
+        )
+        return self.batch
+
+
+# One statement per chunk: SQLite unpacks the JSON array itself, so the whole insert runs in
+# C without Python's GIL (per-row parameter binding would need it for every row and stall
+# behind the importer's normalisation of the next chunk).
+_INSERT_CHUNK = (
+    "INSERT INTO leads(campaign_id, import_batch_id, created_at, number, tz, rank, source_line,"
+    " fields, status, next_dial_at)"
+    " SELECT ?, ?, ?, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3,"
+    " r.value -> 4, 'ready', 0 FROM json_each(?) AS r ORDER BY r.key"
+)
 
 
 def _queue_key(lead: Lead) -> tuple[float, float, int, int]:

@@ -104,7 +104,6 @@ CREATE TABLE leads (
 CREATE INDEX leads_ready ON leads(campaign_id, tz, call_score DESC, last_attempt_at, rank)
     WHERE status = 'ready';
 CREATE INDEX leads_waiting ON leads(next_dial_at) WHERE status = 'waiting';
-CREATE INDEX leads_number ON leads(number);
 
 -- The distinct time zones of a campaign's leads: calling hours are evaluated once per zone,
 -- not once per lead, and each allowed zone is a range of leads_dialable.
