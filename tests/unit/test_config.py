@@ -74,7 +74,8 @@ def test_example_configuration_is_valid_and_demo_covers_every_category() -> None
     config = load_config(REPO / "conf")
     demo = config.campaigns["demo"]
     assert demo.dial_string == "Local/{digits}@world"
-    assert demo.mode.value == "predictive" and demo.amd
+    assert demo.mode.value == "predictive"
+    assert demo.amd
     assert {c.category for c in demo.result_codes.values()} == set(Category)
     callbacks = [c for c in demo.result_codes.values() if c.category is Category.CALLBACK]
     assert [c.callback_minutes for c in callbacks] == [180]
@@ -146,7 +147,8 @@ def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
     found = issues(root)
     assert (
         found[0]
-        == "conf/campaigns/c1.yaml:1: max_attempts: required key is missing; expected an integer from 1 to 100"
+        == "conf/campaigns/c1.yaml:1: max_attempts: required key is missing; expected an integer "
+        "from 1 to 100"
     )
     assert found[1].startswith(
         "conf/campaigns/c1.yaml:7: max_attempt: unknown key (did you mean max_attempts?); "
@@ -158,8 +160,8 @@ def test_unknown_key_in_a_nested_result_code(tmp_path: Path) -> None:
     root = campaign(tmp_path, CAMPAIGN.replace("label: Call back", "lable: Call back"))
     found = issues(root)
     assert (
-        "conf/campaigns/c1.yaml:16: result_codes.later.label: required key is missing; expected the text agents see"
-        in found
+        "conf/campaigns/c1.yaml:16: result_codes.later.label: required key is missing; "
+        "expected the text agents see" in found
     )
     assert (
         "conf/campaigns/c1.yaml:17: result_codes.later.lable: unknown key (did you mean label?); "
@@ -403,7 +405,8 @@ def test_check_config_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["check-config", "--config", str(REPO / "conf")])
     assert ok.exit_code == 0, ok.output
-    assert "OK" in ok.output and "demo" in ok.output
+    assert "OK" in ok.output
+    assert "demo" in ok.output
     bad = shutil.copytree(REPO / "conf", tmp_path / "conf")
     (bad / "campaigns" / "demo.yaml").write_text(
         (bad / "campaigns" / "demo.yaml").read_text().replace("max_attempts: 5", "max_attempts: -1")
