@@ -33,12 +33,12 @@ class SqlBase:
             await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, params: tuple[object, ...] = ()) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _all(self, sql: str, params: tuple[object, ...] = ()) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        """All rows, fetched in one trip to the connection's thread."""
+        return list(await self._db.execute_fetchall(sql, params))
 
 
 def placeholders(n: int) -> str:

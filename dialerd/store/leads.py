@@ -6,10 +6,13 @@ The dial selection is built for a million leads per campaign:
   for its retry delay is ``waiting``; `wake_due` flips the due ones to ``ready`` through a
   partial index on ``next_dial_at``, so the selection never scans leads that are not due.
 * Calling hours depend on the lead's own time zone. A campaign's distinct zones are few (kept
-  in ``campaign_timezones``); the caller decides which are open now, and the selection reads
-  one range of the partial index ``leads_ready`` per open zone, already in queue order (call
-  score high first, never-dialled then least recently dialled, import rank, id).
+  in ``campaign_timezones``); the caller decides which are open now, and the selection is a
+  k-way merge of one range of the partial index ``leads_ready`` per open zone, each already
+  in queue order (call score high first, never-dialled then least recently dialled, import
+  rank, id): SQLite reads about `limit` index entries, however many leads are waiting.
 * Due callbacks come first, by due time, from their own partial index.
+* DNC numbers are never 'ready' (see `DncSql.add_dnc` and the import's screening), so only
+  callbacks, few per selection, probe the DNC list.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dialerd.store.models import (
     CallbackStatus,
     DueCallback,
     ImportBatch,
+    JsonFields,
     Lead,
     LeadStatus,
     LeadUpdate,
@@ -54,38 +58,12 @@ _QUEUE_ORDER = "call_score DESC, last_attempt_at, rank, id"
 _MAX_COMPOUND = 100  # zones per compound SELECT (SQLite allows 500 terms)
 
 
+_STATUS = {status.value: status for status in LeadStatus}
+
+
 def lead_from_row(row: Sequence[Any]) -> Lead:
-    """A `Lead` from a row selected with `LEAD_COLS` (positional: fast for bulk reads)."""
-    (
-        id_, campaign_id, number, tz, fields, status, phase, rank, attempts, score_total,
-        call_score, next_dial_at, contact_id, linked_agent, linked_at, last_result,
-        last_outcome, last_attempt_at, last_abandoned_at, last_machine_at, source_line,
-        created_at,
-    ) = row  # fmt: skip
-    return Lead(
-        id=id_,
-        campaign_id=campaign_id,
-        number=number,
-        tz=tz,
-        fields=json.loads(fields),
-        status=LeadStatus(status),
-        phase=phase,
-        rank=rank,
-        attempts=attempts,
-        score_total=score_total,
-        call_score=call_score,
-        next_dial_at=next_dial_at,
-        contact_id=contact_id,
-        linked_agent=linked_agent,
-        linked_at=linked_at,
-        last_result=last_result,
-        last_outcome=last_outcome,
-        last_attempt_at=last_attempt_at,
-        last_abandoned_at=last_abandoned_at,
-        last_machine_at=last_machine_at,
-        source_line=source_line,
-        created_at=created_at,
-    )
+    """A `Lead` from a row selected with `LEAD_COLS` (positional: this is the hot path)."""
+    return Lead(row[0], row[1], row[2], row[3], JsonFields(row[4]), _STATUS[row[5]], *row[6:])
 
 
 def _callback(row: Sequence[Any]) -> Callback:
@@ -189,7 +167,11 @@ class LeadsSql(SqlBase):
 
     # the dial selection ---------------------------------------------------------------------
     async def wake_due(self, now: float) -> int:
-        """Waiting leads whose delay has passed become ready."""
+        """Waiting leads whose delay has passed become ready (a read when none are due)."""
+        if not await self._one(
+            "SELECT 1 FROM leads WHERE status = 'waiting' AND next_dial_at <= ? LIMIT 1", (now,)
+        ):
+            return 0
         async with self._tx() as db:
             cur = await db.execute(
                 "UPDATE leads SET status = 'ready' WHERE status = 'waiting' AND next_dial_at <= ?",
@@ -244,7 +226,7 @@ class LeadsSql(SqlBase):
             (campaign_id, now, agent, now, limit),
         )
         n = _CALLBACK_COLS.count(",") + 1
-        return [DueCallback(_callback(tuple(r)[:n]), lead_from_row(tuple(r)[n:])) for r in rows]
+        return [DueCallback(_callback(r[:n]), lead_from_row(r[n:])) for r in rows]
 
     async def _ready(
         self,
@@ -262,20 +244,17 @@ class LeadsSql(SqlBase):
             extra.append(max_attempts)
         where += " AND (linked_agent IS NULL OR linked_agent IS ? OR linked_at < ?)"
         extra += [agent, link_release_before if link_release_before is not None else -1.0]
-        where += " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = leads.number)"
-        term = (
-            f"SELECT * FROM (SELECT {LEAD_COLS} FROM leads WHERE {where}"
-            f" ORDER BY {_QUEUE_ORDER} LIMIT ?)"
-        )
-        sql = " UNION ALL ".join([term] * len(zones))
+        # No DNC probe per row: a DNC number is never 'ready' (add_dnc moves its leads to
+        # 'dnc' and imports screen against the list, each inside its write transaction).
+        # Plain arms (no per-arm LIMIT subqueries): SQLite then merges the arms, each read
+        # from leads_ready already in queue order, and stops after `limit` rows in all.
+        sql = " UNION ALL ".join([f"SELECT {LEAD_COLS} FROM leads WHERE {where}"] * len(zones))
+        sql += f" ORDER BY {_QUEUE_ORDER} LIMIT ?"
         params: list[object] = []
         for zone in zones:
-            params += [campaign_id, zone, *extra, limit]
-        if len(zones) > 1:
-            sql += f" ORDER BY {_QUEUE_ORDER} LIMIT ?"
-            params.append(limit)
-        rows = await self._all(sql, tuple(params))
-        return [lead_from_row(tuple(r)) for r in rows]
+            params += [campaign_id, zone, *extra]
+        params.append(limit)
+        return [lead_from_row(r) for r in await self._all(sql, tuple(params))]
 
     async def claim(self, lead_ids: Sequence[int]) -> list[int]:
         """Mark ready leads as dialing; the ids this caller won (others were taken)."""
