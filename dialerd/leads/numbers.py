@@ -46,24 +46,39 @@ _SPECIAL_TYPES = (
 
 
 class _Desc:
-    """One number description: possible lengths and its pattern, compiled once."""
+    """One number description: its possible lengths and pattern source."""
 
-    __slots__ = ("lengths", "pattern")
+    __slots__ = ("lengths", "source")
 
     def __init__(self, desc: Any) -> None:
-        source = getattr(desc, "national_number_pattern", None) if desc is not None else None
-        self.pattern = re.compile(source) if source else None
+        self.source: str | None = getattr(desc, "national_number_pattern", None) or None
         self.lengths = frozenset(desc.possible_length or ()) if desc is not None else frozenset()
 
-    def matches(self, nsn: str) -> bool:
-        """phonenumbers' _is_number_matching_desc (a prefix match is not a match)."""
-        if self.pattern is None or (self.lengths and len(nsn) not in self.lengths):
-            return False
-        return self.pattern.fullmatch(nsn) is not None
+    def allows(self, length: int) -> bool:
+        """phonenumbers' _is_number_matching_desc, the part that only needs the length."""
+        return self.source is not None and (not self.lengths or length in self.lengths)
+
+
+class _Plan:
+    """The regular expressions that type a national number of one length in one region."""
+
+    __slots__ = ("combined", "general", "mobile")
+
+    def __init__(self, general: re.Pattern[str] | None, combined: re.Pattern[str] | None,
+                 mobile: re.Pattern[str] | None) -> None:  # fmt: skip
+        self.general = general
+        self.combined = combined
+        self.mobile = mobile
 
 
 class _Classifier:
-    """phonenumbers' _number_type_helper for one region's metadata."""
+    """phonenumbers' _number_type_helper for one region's metadata.
+
+    phonenumbers tries up to ten patterns one by one; per number length we fold the type
+    patterns, in phonenumbers' order, into one alternation of named groups. A full match
+    takes the first alternative that matches the whole number, so the group that matched
+    is the type phonenumbers would have returned.
+    """
 
     def __init__(self, metadata: Any) -> None:
         self.general = _Desc(metadata.general_desc)
@@ -73,20 +88,40 @@ class _Classifier:
         self.same_fixed_mobile = bool(metadata.same_mobile_and_fixed_line_pattern)
         leading = metadata.leading_digits
         self.leading = re.compile(leading) if leading else None
+        self._plans: dict[int, _Plan] = {}
+
+    def _plan(self, length: int) -> _Plan:
+        plan = self._plans.get(length)
+        if plan is None:
+            parts = [f"(?P<k{kind}>{d.source})" for kind, d in self.special if d.allows(length)]
+            if self.fixed.allows(length):
+                parts.append(f"(?P<fixed>{self.fixed.source})")
+            mobile = not self.same_fixed_mobile and self.mobile.allows(length)
+            if mobile:
+                parts.append(f"(?P<mobile>{self.mobile.source})")
+            plan = self._plans[length] = _Plan(
+                re.compile(self.general.source) if self.general.allows(length) else None,  # type: ignore[arg-type]
+                re.compile("|".join(parts)) if parts else None,
+                re.compile(self.mobile.source) if mobile else None,  # type: ignore[arg-type]
+            )
+        return plan
 
     def kind(self, nsn: str) -> int:
-        if not self.general.matches(nsn):
+        plan = self._plan(len(nsn))
+        if plan.general is None or plan.general.fullmatch(nsn) is None:
             return PhoneNumberType.UNKNOWN
-        for kind, desc in self.special:
-            if desc.matches(nsn):
-                return kind
-        if self.fixed.matches(nsn):
-            if self.same_fixed_mobile or self.mobile.matches(nsn):
+        found = plan.combined.fullmatch(nsn) if plan.combined is not None else None
+        if found is None:
+            return PhoneNumberType.UNKNOWN
+        label = found.lastgroup
+        if label == "fixed":
+            if self.same_fixed_mobile or (plan.mobile and plan.mobile.fullmatch(nsn)):
                 return PhoneNumberType.FIXED_LINE_OR_MOBILE
             return PhoneNumberType.FIXED_LINE
-        if not self.same_fixed_mobile and self.mobile.matches(nsn):
+        if label == "mobile":
             return PhoneNumberType.MOBILE
-        return PhoneNumberType.UNKNOWN
+        assert label is not None
+        return int(label[1:])
 
 
 @cache
