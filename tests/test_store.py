@@ -169,10 +169,11 @@ async def test_waiting_leads_wake_when_their_delay_passes(
     assert [(a.result_code, a.score, a.outcome) for a in history] == [("busy", 1, "busy")]
 
 
-async def test_due_callbacks_come_first_and_respect_the_reservation(
+async def test_due_callbacks_come_first_reserved_ones_included(
     store: Store, demo: CampaignConfig
 ) -> None:
-    """R-CB-2/5/8: reserved for the owner inside the window, anyone after; "any" at once."""
+    """R-CB-2/6/7/8: every due callback is offered, in due order, with its comment; whether
+    a reservation holds depends on presence, which the queue rules decide."""
     campaign = await store.sync_campaign(demo, NOW)
     await add_leads(store, campaign.id, [lead(f"+3120123000{i}", rank=i) for i in range(1, 5)])
     await store.upsert_agent(Agent("alice", "Alice"))
@@ -184,18 +185,19 @@ async def test_due_callbacks_come_first_and_respect_the_reservation(
     zones = ["Europe/Amsterdam"]
 
     pool = await store.select_dialable(campaign.id, NOW, zones, 10)
-    assert [d.callback.id for d in pool.callbacks] == [anyone.id]
-    assert [d.lead.number for d in pool.callbacks] == ["+31201230002"]
+    assert [d.callback.id for d in pool.callbacks] == [mine.id, anyone.id]
+    assert [(d.callback.owner_agent, d.callback.reserved_until) for d in pool.callbacks] == [
+        ("alice", NOW + 1140),
+        (None, None),
+    ]
+    assert [d.lead.number for d in pool.callbacks] == ["+31201230001", "+31201230002"]
+    assert [d.callback.comment for d in pool.callbacks] == ["call after lunch", "any agent"]
     assert [lead.number for lead in pool.leads] == ["+31201230004"]  # 1-3 wait for callbacks
-
-    for_alice = await store.select_dialable(campaign.id, NOW, zones, 10, agent="alice")
-    assert [d.callback.comment for d in for_alice.callbacks] == ["call after lunch", "any agent"]
-
-    after_window = await store.select_dialable(campaign.id, NOW + 1140, zones, 10)
-    assert [d.callback.id for d in after_window.callbacks] == [mine.id, anyone.id]
     assert [c.id for c in await store.agent_callbacks("alice")] == [mine.id]
     await store.set_callback_status(mine.id, CallbackStatus.DONE)
     assert await store.agent_callbacks("alice") == []
+    await store.add_dnc([DncEntry("+31201230002")])
+    assert (await store.select_dialable(campaign.id, NOW, zones, 10)).callbacks == ()
 
 
 async def test_claim_is_won_once(store: Store, demo: CampaignConfig) -> None:

@@ -108,8 +108,9 @@ class Store(Protocol):
         agent: str | None = None,
         link_release_before: float | None = None,
     ) -> Selection:
-        """Due callbacks (by due time) and ready leads in `open_zones` (by queue order),
-        excluding DNC numbers and leads linked to another agent; at most `limit` in all.
+        """Every due callback (by due time, reserved ones too: reservations depend on
+        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers
+        and leads linked to another agent; at most `limit` in all.
 
         A superset filter for ``dialerd.queue``'s rules, which make the final decision.
         """

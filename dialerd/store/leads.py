@@ -191,11 +191,13 @@ class LeadsSql(SqlBase):
     ) -> Selection:
         """Due callbacks first, then ready leads in open zones (see the module docstring).
 
-        `agent` is the free agent the leads are for (None: the pool). A lead linked to an
-        agent goes only to that agent, unless it was linked before `link_release_before`.
+        All due callbacks are returned, also those reserved for someone else: the queue
+        rules decide with the agents' presence (R-CB-4/5/6). `agent` is the free agent the
+        leads are for (None: the pool); a ready lead linked to another agent is left out
+        unless it was linked before `link_release_before` (R-RC-6).
         """
         await self.wake_due(now)
-        due = await self._due_callbacks(campaign_id, now, limit, agent)
+        due = await self._due_callbacks(campaign_id, now, limit)
         room = limit - len(due)
         leads: list[Lead] = []
         zones = sorted(open_zones)
@@ -212,18 +214,17 @@ class LeadsSql(SqlBase):
                 del leads[room:]
         return Selection(tuple(due), tuple(leads))
 
-    async def _due_callbacks(
-        self, campaign_id: int, now: float, limit: int, agent: str | None
-    ) -> list[DueCallback]:
+    async def _due_callbacks(self, campaign_id: int, now: float, limit: int) -> list[DueCallback]:
+        """Every due callback, reserved ones included: whether a reservation still holds
+        depends on the owner's presence (R-CB-4/6), which only the queue rules know."""
         cb_cols = ", ".join(f"c.{c.strip()}" for c in _CALLBACK_COLS.split(","))
         lead_cols = ", ".join(f"l.{c.strip()}" for c in LEAD_COLS.split(","))
         rows = await self._all(
             f"SELECT {cb_cols}, {lead_cols} FROM callbacks c JOIN leads l ON l.id = c.lead_id"
             " WHERE c.campaign_id = ? AND c.status = 'pending' AND c.due_at <= ?"
-            " AND (c.owner_agent IS NULL OR c.owner_agent = ? OR c.reserved_until <= ?)"
             " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
             " ORDER BY c.due_at, c.lead_id LIMIT ?",
-            (campaign_id, now, agent, now, limit),
+            (campaign_id, now, limit),
         )
         n = _CALLBACK_COLS.count(",") + 1
         return [DueCallback(_callback(r[:n]), lead_from_row(r[n:])) for r in rows]
