@@ -10,12 +10,14 @@ nothing is written. With ``partial=True`` the good rows go in (in one transactio
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialerd.config.models import CampaignConfig
-from dialerd.leads.csvfile import Record, read_table
+from dialerd.leads.csvfile import Record, Table, read_table
 from dialerd.leads.numbers import NumberError, NumberNormalizer, zone_key
 from dialerd.store.api import Store
 from dialerd.store.models import Campaign, ImportBatch, NewLead
@@ -217,6 +219,38 @@ async def import_csv(
     """
     table = read_table(path, encoding, delimiter)
     layout = _layout(table.header, columns)
+    with _collector_paused():
+        return await _import(store, campaign, config, path, table, layout, partial, now, progress)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the import.
+
+    The import makes millions of short-lived, acyclic objects (rows, leads, dicts), which
+    reference counting frees; with the collector on, every chunk pushes survivors into the
+    old generation and full collections rescan them, costing about a fifth of the CPU.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+async def _import(
+    store: Store,
+    campaign: Campaign,
+    config: CampaignConfig,
+    path: Path,
+    table: Table,
+    layout: _Layout,
+    partial: bool,
+    now: float,
+    progress: Progress,
+) -> ImportReport:
     normalizer = NumberNormalizer(config.default_region, config.default_timezone)
     rank = await store.next_rank(campaign.id)
     seen: dict[str, int] = {}

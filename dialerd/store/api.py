@@ -71,9 +71,6 @@ class Store(Protocol):
         """Number of leads per status (statuses without leads are absent)."""
 
     # leads ----------------------------------------------------------------------------------
-    async def existing_numbers(self, campaign_id: int, numbers: Iterable[str]) -> set[str]:
-        """The subset of `numbers` already in the campaign."""
-
     def lead_import(
         self, campaign_id: int, source: str, now: float
     ) -> AbstractAsyncContextManager[LeadImport]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -86,18 +86,6 @@ class LeadsSql(SqlBase):
     """Leads, attempts, callbacks and the dial selection."""
 
     # import / export -----------------------------------------------------------------------
-    async def existing_numbers(self, campaign_id: int, numbers: Iterable[str]) -> set[str]:
-        """The subset of `numbers` already in the campaign."""
-        found: set[str] = set()
-        for part in chunks(sorted(set(numbers))):
-            rows = await self._all(
-                f"SELECT number FROM leads WHERE campaign_id = ? AND number IN"
-                f" ({placeholders(len(part))})",
-                (campaign_id, *part),
-            )
-            found.update(r[0] for r in rows)
-        return found
-
     @asynccontextmanager
     async def lead_import(
         self, campaign_id: int, source: str, now: float
