@@ -261,3 +261,20 @@ def test_every_row_is_imported_or_reported(tmp_path: Path, kinds: list[str], par
         assert stored == set()
         assert report.imported == 0  # type: ignore[attr-defined]
     assert set(report.blank_lines) == {i + 2 for i, k in enumerate(kinds) if k == "blank"}  # type: ignore[attr-defined]
+
+
+def test_line_numbers_survive_quoted_newlines(env: dict[str, str], tmp_path: Path) -> None:
+    """A quoted field spanning lines must not shift the line numbers of later rows."""
+    path = tmp_path / "multi.csv"
+    path.write_text('phone,note\n+31201230001,"two\nlines"\nbogus,x\n+31201230002,ok\n')
+    result = run(env, "leads", "import", str(path), "-c", "demo")
+    assert rejected_lines(result) == ["multi.csv:4: 'bogus' is not a phone number: the string "
+                                      "supplied did not seem to be a phone number"]  # fmt: skip
+    assert "3 rows read" in result.stdout
+
+
+def test_database_failure_exits_1(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "DIALERD_DB": str(tmp_path / "no" / "such" / "dir" / "x.db")}
+    result = run(env, "leads", "import", str(FIXTURES / "good.csv"), "-c", "demo")
+    assert result.exit_code == 1
+    assert "failed: unable to open database file" in result.stderr
