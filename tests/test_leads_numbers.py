@@ -8,6 +8,7 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import timezone as pn_timezone
 
 from dialerd.config import CallingHours
 from dialerd.leads.numbers import NumberError, NumberNormalizer, number_type, open_zones
@@ -40,6 +41,23 @@ def near_valid_numbers(draw: st.DrawFn) -> phonenumbers.PhoneNumber:
 def test_number_type_equals_phonenumbers(number: phonenumbers.PhoneNumber) -> None:
     """The fast classifier is phonenumbers.number_type, rule for rule."""
     assert number_type(number) == phonenumbers.number_type(number)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(near_valid_numbers())
+def test_normalize_equals_phonenumbers(number: phonenumbers.PhoneNumber) -> None:
+    """E.164 text, validity and zones are phonenumbers' own answers, through the fast path."""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    zones = sorted(z for z in pn_timezone.time_zones_for_number(number) if z != "Etc/Unknown")
+    normalizer = NumberNormalizer("NL")
+    if not phonenumbers.is_valid_number(number):
+        with pytest.raises(NumberError, match="is not a valid phone number"):
+            normalizer.normalize(e164)
+    elif not zones:
+        with pytest.raises(NumberError, match="cannot tell the time zone"):
+            normalizer.normalize(e164)
+    else:
+        assert normalizer.normalize(e164) == (e164, ",".join(zones))
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberType
-from phonenumbers import timezone as pn_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from dialerd.config.models import CallingHours, check_timezone
 
@@ -138,10 +138,14 @@ def _classifiers(country: int) -> tuple[_Classifier, ...]:
 
 def number_type(number: PhoneNumber) -> int:
     """Exactly ``phonenumbers.number_type(number)``, several times faster."""
-    classifiers = _classifiers(number.country_code or 0)
+    return _type_of(number.country_code or 0, phonenumbers.national_significant_number(number))
+
+
+def _type_of(country: int, nsn: str) -> int:
+    """The type of national significant number `nsn` under calling code `country`."""
+    classifiers = _classifiers(country)
     if not classifiers:
         return PhoneNumberType.UNKNOWN
-    nsn = phonenumbers.national_significant_number(number)
     if len(classifiers) == 1:
         return classifiers[0].kind(nsn)
     for classifier in classifiers:  # phonenumbers' _region_code_for_number_from_list
@@ -155,6 +159,15 @@ def number_type(number: PhoneNumber) -> int:
     return PhoneNumberType.UNKNOWN
 
 
+def _zones_for_prefix(digits: str) -> tuple[str, ...]:
+    """phonenumbers' zone lookup: the entry for the longest known prefix of `digits`."""
+    for size in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
+        zones = TIMEZONE_DATA.get(digits[:size])
+        if zones is not None:
+            return tuple(zones)
+    return ()
+
+
 class NumberError(ValueError):
     """A number that cannot be dialed; the message says why, for the import report."""
 
@@ -165,7 +178,6 @@ class NumberNormalizer:
     def __init__(self, default_region: str, default_timezone: str | None = None) -> None:
         self.default_region = default_region
         self.default_timezone = default_timezone
-        self._country_zones: dict[int, tuple[str, ...]] = {}
 
     def normalize(self, raw: str, region: str | None = None) -> tuple[str, str]:
         """(E.164 number, zone key) for `raw`, read as a number of `region` when national.
@@ -175,19 +187,32 @@ class NumberNormalizer:
         text = raw.strip()
         if not text:
             raise NumberError("the number is empty")
-        number = self._parse(text, region or self.default_region)
-        kind = number_type(number)
-        country = number.country_code or 0
+        country, nsn = self._split(text, region or self.default_region)
+        kind = _type_of(country, nsn)
         if kind == PhoneNumberType.UNKNOWN:
             where = phonenumbers.region_code_for_country_code(country)
             raise NumberError(f"{raw!r} is not a valid phone number (country {where})")
-        if number.italian_leading_zero:
-            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        e164 = f"+{country}{nsn}"
+        # phonenumbers.timezone: geographic numbers by their longest known prefix, the others
+        # (most mobiles) by their calling code alone.
+        if phonenumbers.is_number_type_geographical(kind, country):
+            zones = _zones_for_prefix(e164[1:])
         else:
-            e164 = f"+{country}{number.national_number}"
-        return e164, self._zone_key(number, country, kind, raw)
+            zones = _zones_for_prefix(str(country))
+        known = [z for z in zones if z != _UNKNOWN_ZONE]
+        if known:
+            return e164, ",".join(sorted(known))
+        if self.default_timezone:
+            return e164, self.default_timezone
+        raise NumberError(
+            f"cannot tell the time zone of {raw!r}; add a time-zone column "
+            "or set default_timezone in the campaign"
+        )
 
-    def _parse(self, text: str, region: str) -> PhoneNumber:
+    @staticmethod
+    def _split(text: str, region: str) -> tuple[int, str]:
+        """(calling code, national significant number); numbers already written as
+        ``+<digits>`` skip phonenumbers' general parser."""
         compact = text.translate(_STRIP)
         if compact.startswith("+") and compact[1:].isdigit():
             digits = compact[1:]
@@ -195,34 +220,14 @@ class NumberNormalizer:
                 if int(digits[:size] or "0") in _COUNTRY_CODES:
                     national = digits[size:]
                     if national and national[0] != "0" and len(national) <= 17:
-                        return PhoneNumber(
-                            country_code=int(digits[:size]), national_number=int(national)
-                        )
+                        return int(digits[:size]), national
                     break
         try:
-            return phonenumbers.parse(text, region)
+            number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException as exc:
             reason = re.sub(r"^\(\d+\)\s*", "", str(exc)).rstrip(".").lower()
             raise NumberError(f"{text!r} is not a phone number: {reason}") from None
-
-    def _zone_key(self, number: PhoneNumber, country: int, kind: int, raw: str) -> str:
-        zones: tuple[str, ...]
-        if phonenumbers.is_number_type_geographical(kind, country):
-            zones = pn_timezone.time_zones_for_geographical_number(number)
-        elif country in self._country_zones:
-            zones = self._country_zones[country]
-        else:  # mobiles etc.: the zones of the whole country, the same for every number
-            zones = pn_timezone.time_zones_for_number(number)
-            self._country_zones[country] = zones
-        known = [z for z in zones if z != _UNKNOWN_ZONE]
-        if known:
-            return ",".join(sorted(known))
-        if self.default_timezone:
-            return self.default_timezone
-        raise NumberError(
-            f"cannot tell the time zone of {raw!r}; add a time-zone column "
-            "or set default_timezone in the campaign"
-        )
+        return number.country_code or 0, phonenumbers.national_significant_number(number)
 
 
 def zone_key(name: str) -> str:
