@@ -159,13 +159,22 @@ def _type_of(country: int, nsn: str) -> int:
     return PhoneNumberType.UNKNOWN
 
 
-def _zones_for_prefix(digits: str) -> tuple[str, ...]:
-    """phonenumbers' zone lookup: the entry for the longest known prefix of `digits`."""
-    for size in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
+def _zones_for_prefix(digits: str, country: str) -> tuple[str, ...]:
+    """phonenumbers' zone lookup: the entry for the longest known prefix of `digits` (only
+    the prefix lengths that occur in the table under `country` are tried)."""
+    for size in _prefix_lengths(country):
         zones = TIMEZONE_DATA.get(digits[:size])
         if zones is not None:
             return tuple(zones)
     return ()
+
+
+@cache
+def _prefix_lengths(country: str) -> tuple[int, ...]:
+    """Lengths, longest first, of the zone-table prefixes a number of `country` can match."""
+    lengths = {len(p) for p in TIMEZONE_DATA if p.startswith(country)}
+    lengths |= {n for n in range(1, len(country) + 1) if country[:n] in TIMEZONE_DATA}
+    return tuple(sorted((n for n in lengths if n <= TIMEZONE_LONGEST_PREFIX), reverse=True))
 
 
 class NumberError(ValueError):
@@ -195,10 +204,11 @@ class NumberNormalizer:
         e164 = f"+{country}{nsn}"
         # phonenumbers.timezone: geographic numbers by their longest known prefix, the others
         # (most mobiles) by their calling code alone.
+        code = str(country)
         if phonenumbers.is_number_type_geographical(kind, country):
-            zones = _zones_for_prefix(e164[1:])
+            zones = _zones_for_prefix(e164[1:], code)
         else:
-            zones = _zones_for_prefix(str(country))
+            zones = _zones_for_prefix(code, code)
         known = [z for z in zones if z != _UNKNOWN_ZONE]
         if known:
             return e164, ",".join(sorted(known))
