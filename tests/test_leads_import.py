@@ -277,4 +277,4 @@ def test_database_failure_exits_1(env: dict[str, str], tmp_path: Path) -> None:
     env = {**env, "DIALERD_DB": str(tmp_path / "no" / "such" / "dir" / "x.db")}
     result = run(env, "leads", "import", str(FIXTURES / "good.csv"), "-c", "demo")
     assert result.exit_code == 1
-    assert "failed: unable to open database file" in result.stderr
+    assert "failed: cannot create database" in result.stderr
