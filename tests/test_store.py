@@ -13,6 +13,7 @@ import pytest
 from dialerd.config import CallingHours, CampaignConfig, load_config
 from dialerd.leads.numbers import open_zones
 from dialerd.store import SqliteStore, Store, open_store
+from dialerd.store import leads as leads_sql
 from dialerd.store.db import SchemaTooNew, migrations, open_db
 from dialerd.store.models import (
     Agent,
@@ -287,3 +288,37 @@ async def test_failed_import_leaves_nothing(store: Store, demo: CampaignConfig) 
         await session.add([lead("+31201230002")])  # no finish: not committed
     assert await store.lead_counts(campaign.id) == {}
     assert isinstance(store, SqliteStore)
+
+
+async def test_selection_beyond_one_compound_select(
+    store: Store, demo: CampaignConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More open zones than one SELECT may hold: the parts are merged in queue order."""
+    campaign = await store.sync_campaign(demo, NOW)
+    zones = ["America/New_York", "Europe/Amsterdam", "Europe/London"]
+    await add_leads(
+        store,
+        campaign.id,
+        [lead(f"+3120123000{i}", zones[i % 3], rank=i) for i in range(1, 8)],
+    )
+    whole = await store.select_dialable(campaign.id, NOW, zones, 5)
+    monkeypatch.setattr(leads_sql, "_MAX_ARMS", 1)
+    split = await store.select_dialable(campaign.id, NOW, zones, 5)
+    assert [x.rank for x in split.leads] == [x.rank for x in whole.leads] == [1, 2, 3, 4, 5]
+    none_open = await store.select_dialable(campaign.id, NOW, [], 5)
+    assert none_open.leads == ()
+
+
+async def test_selection_wakes_due_leads_even_with_callbacks_pending(
+    store: Store, demo: CampaignConfig
+) -> None:
+    campaign = await store.sync_campaign(demo, NOW)
+    await add_leads(store, campaign.id, [lead("+31201230001"), lead("+31201230002", rank=1)])
+    await store.schedule_callback(NewCallback(1, NOW - 10, "due"), NOW - 100)
+    await store.record_attempt(
+        AttemptRecord(2, NOW - 100, "busy", 1, "busy"),
+        LeadUpdate(LeadStatus.WAITING, "prospect", 1, 3, 3.0, NOW - 1, "busy", "busy", NOW - 100),
+    )
+    selection = await store.select_dialable(campaign.id, NOW, ["Europe/Amsterdam"], 5)
+    assert [d.lead.id for d in selection.callbacks] == [1]
+    assert [x.id for x in selection.leads] == [2]

@@ -36,7 +36,9 @@ class SqlBase:
         rows = await self._db.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
-    async def _all(self, sql: str, params: tuple[object, ...] = ()) -> list[aiosqlite.Row]:
+    async def _all(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> list[aiosqlite.Row]:
         """All rows, fetched in one trip to the connection's thread."""
         return list(await self._db.execute_fetchall(sql, params))
 

@@ -1,10 +1,11 @@
 """SQL for leads (addresses), their attempts, callbacks, and "what to dial next".
 
-The dial selection is built for a million leads per campaign:
+The dial selection is built for a million leads per campaign, and is one statement:
 
 * ``status`` and ``next_dial_at`` are precomputed when an attempt is recorded. A lead waiting
   for its retry delay is ``waiting``; `wake_due` flips the due ones to ``ready`` through a
-  partial index on ``next_dial_at``, so the selection never scans leads that are not due.
+  partial index on ``next_dial_at``, so the selection never scans leads that are not due
+  (the selection itself reports whether any are due, so waking costs nothing when not).
 * Calling hours depend on the lead's own time zone. A campaign's distinct zones are few (kept
   in ``campaign_timezones``); the caller decides which are open now, and the selection is a
   k-way merge of one range of the partial index ``leads_ready`` per open zone, each already
@@ -21,6 +22,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 import aiosqlite
@@ -55,7 +57,6 @@ _ATTEMPT_COLS = (
     " email_to, email_status"
 )
 _QUEUE_ORDER = "call_score DESC, last_attempt_at, rank, id"
-_MAX_COMPOUND = 100  # zones per compound SELECT (SQLite allows 500 terms)
 
 
 _STATUS = {status.value: status for status in LeadStatus}
@@ -183,67 +184,42 @@ class LeadsSql(SqlBase):
         rules decide with the agents' presence (R-CB-4/5/6). `agent` is the free agent the
         leads are for (None: the pool); a ready lead linked to another agent is left out
         unless it was linked before `link_release_before` (R-RC-6).
+
+        One statement answers it all, including whether waiting leads are due to wake up;
+        only then (rarely) are they woken and the statement run again.
         """
-        await self.wake_due(now)
-        due = await self._due_callbacks(campaign_id, now, limit)
-        room = limit - len(due)
-        leads: list[Lead] = []
         zones = sorted(open_zones)
-        if room > 0 and zones:
-            for group in [
-                zones[i : i + _MAX_COMPOUND] for i in range(0, len(zones), _MAX_COMPOUND)
-            ]:
-                leads.extend(
-                    await self._ready(campaign_id, group, room, max_attempts, agent,
-                                      link_release_before)
-                )  # fmt: skip
-            if len(zones) > _MAX_COMPOUND:
-                leads.sort(key=_queue_key)
-                del leads[room:]
+        params: dict[str, object] = {
+            "campaign": campaign_id,
+            "now": now,
+            "limit": limit,
+            "max_attempts": max_attempts if max_attempts is not None else 1 << 62,
+            "agent": agent,
+            "released": link_release_before if link_release_before is not None else -1.0,
+        }
+        params.update((f"z{i}", zone) for i, zone in enumerate(zones[:_MAX_ARMS]))
+        sql = _selection_sql(min(len(zones), _MAX_ARMS))
+        rows = await self._all(sql, params)
+        if (not rows or rows[0][0]) and await self.wake_due(now):
+            rows = await self._all(sql, params)
+        due: list[DueCallback] = []
+        leads: list[Lead] = []
+        for row in rows:
+            lead = lead_from_row(row[_N_CALLBACK_COLS + 1 :])
+            if row[1] is None:
+                leads.append(lead)
+            else:
+                due.append(DueCallback(_callback(row[1 : _N_CALLBACK_COLS + 1]), lead))
+        room = limit - len(due)
+        if len(zones) > _MAX_ARMS and room > 0:  # more open zones than one SELECT may hold
+            for start in range(_MAX_ARMS, len(zones), _MAX_ARMS):
+                part = zones[start : start + _MAX_ARMS]
+                extra = {**params, "limit": room}
+                extra.update((f"z{i}", zone) for i, zone in enumerate(part))
+                leads += [lead_from_row(r) for r in await self._all(_ready_sql(len(part)), extra)]
+            leads.sort(key=_queue_key)
+            del leads[room:]
         return Selection(tuple(due), tuple(leads))
-
-    async def _due_callbacks(self, campaign_id: int, now: float, limit: int) -> list[DueCallback]:
-        """Every due callback, reserved ones included: whether a reservation still holds
-        depends on the owner's presence (R-CB-4/6), which only the queue rules know."""
-        cb_cols = ", ".join(f"c.{c.strip()}" for c in _CALLBACK_COLS.split(","))
-        lead_cols = ", ".join(f"l.{c.strip()}" for c in LEAD_COLS.split(","))
-        rows = await self._all(
-            f"SELECT {cb_cols}, {lead_cols} FROM callbacks c JOIN leads l ON l.id = c.lead_id"
-            " WHERE c.campaign_id = ? AND c.status = 'pending' AND c.due_at <= ?"
-            " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
-            " ORDER BY c.due_at, c.lead_id LIMIT ?",
-            (campaign_id, now, limit),
-        )
-        n = _CALLBACK_COLS.count(",") + 1
-        return [DueCallback(_callback(r[:n]), lead_from_row(r[n:])) for r in rows]
-
-    async def _ready(
-        self,
-        campaign_id: int,
-        zones: list[str],
-        limit: int,
-        max_attempts: int | None,
-        agent: str | None,
-        link_release_before: float | None,
-    ) -> list[Lead]:
-        where = "campaign_id = ? AND status = 'ready' AND tz = ?"
-        extra: list[object] = []
-        if max_attempts is not None:
-            where += " AND attempts < ?"
-            extra.append(max_attempts)
-        where += " AND (linked_agent IS NULL OR linked_agent IS ? OR linked_at < ?)"
-        extra += [agent, link_release_before if link_release_before is not None else -1.0]
-        # No DNC probe per row: a DNC number is never 'ready' (add_dnc moves its leads to
-        # 'dnc' and imports screen against the list, each inside its write transaction).
-        # Plain arms (no per-arm LIMIT subqueries): SQLite then merges the arms, each read
-        # from leads_ready already in queue order, and stops after `limit` rows in all.
-        sql = " UNION ALL ".join([f"SELECT {LEAD_COLS} FROM leads WHERE {where}"] * len(zones))
-        sql += f" ORDER BY {_QUEUE_ORDER} LIMIT ?"
-        params: list[object] = []
-        for zone in zones:
-            params += [campaign_id, zone, *extra]
-        params.append(limit)
-        return [lead_from_row(r) for r in await self._all(sql, tuple(params))]
 
     async def claim(self, lead_ids: Sequence[int]) -> list[int]:
         """Mark ready leads as dialing; the ids this caller won (others were taken)."""
@@ -378,6 +354,54 @@ class LeadsSql(SqlBase):
             )
             if not cur.rowcount:
                 raise KeyError(f"no callback {callback_id}")
+
+
+_MAX_ARMS = 400  # zones per compound SELECT (SQLite allows 500 terms)
+_N_CALLBACK_COLS = _CALLBACK_COLS.count(",") + 1
+_WAKING = "(SELECT EXISTS (SELECT 1 FROM leads WHERE status = 'waiting' AND next_dial_at <= :now))"
+
+
+def _ready_arms(zones: int) -> str:
+    """One plain SELECT per open zone. Plain arms (no per-arm LIMIT subquery) let SQLite
+    merge them, each read from leads_ready already in queue order, and stop at the limit.
+    No DNC probe per row: a DNC number is never 'ready' (add_dnc moves its leads to 'dnc'
+    and imports screen against the list, each inside its write transaction)."""
+    where = (
+        "campaign_id = :campaign AND status = 'ready' AND tz = :z{} AND attempts < :max_attempts"
+        " AND (linked_agent IS NULL OR linked_agent IS :agent OR linked_at < :released)"
+    )
+    return " UNION ALL ".join(
+        f"SELECT {LEAD_COLS} FROM leads WHERE {where.format(i)}" for i in range(zones)
+    )
+
+
+@lru_cache(maxsize=64)
+def _ready_sql(zones: int) -> str:
+    """Ready leads of `zones` open zones, in queue order, at most :limit."""
+    return f"{_ready_arms(zones)} ORDER BY {_QUEUE_ORDER} LIMIT :limit"
+
+
+@lru_cache(maxsize=64)
+def _selection_sql(zones: int) -> str:
+    """Rows of (wake needed?, callback columns or NULLs, lead columns): due callbacks by due
+    time, then ready leads of `zones` open zones in queue order, :limit rows in all."""
+    cb_cols = ", ".join(f"c.{c.strip()}" for c in _CALLBACK_COLS.split(","))
+    lead_cols = ", ".join(f"l.{c.strip()}" for c in LEAD_COLS.split(","))
+    sql = (
+        f"WITH due AS (SELECT {cb_cols}, {lead_cols} FROM callbacks c"
+        " JOIN leads l ON l.id = c.lead_id"
+        " WHERE c.campaign_id = :campaign AND c.status = 'pending' AND c.due_at <= :now"
+        " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
+        " ORDER BY c.due_at, c.lead_id LIMIT :limit)"
+        f" SELECT {_WAKING}, * FROM due"
+    )
+    if zones:
+        nulls = ", ".join(["NULL"] * _N_CALLBACK_COLS)
+        sql += (
+            f" UNION ALL SELECT {_WAKING}, {nulls}, * FROM ({_ready_arms(zones)}"
+            f" ORDER BY {_QUEUE_ORDER} LIMIT :limit - (SELECT count(*) FROM due))"
+        )
+    return sql
 
 
 class SqliteLeadImport:
