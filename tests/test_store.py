@@ -3,6 +3,7 @@ people, call log and registration (issue 4; R-CB, R-DL-4, R-LOG, R-REG)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from dialerd.store.models import (
     Direction,
     DncEntry,
     Extension,
+    Lead,
     LeadStatus,
     LeadUpdate,
     NewCallback,
@@ -322,3 +324,9 @@ async def test_selection_wakes_due_leads_even_with_callbacks_pending(
     selection = await store.select_dialable(campaign.id, NOW, ["Europe/Amsterdam"], 5)
     assert [d.lead.id for d in selection.callbacks] == [1]
     assert [x.id for x in selection.leads] == [2]
+
+
+def test_lead_fields_follow_the_selected_columns() -> None:
+    """Rows map to Lead positionally (the hot path), so the orders must agree."""
+    columns = [c.strip() for c in leads_sql.LEAD_COLS.split(",")]
+    assert columns == [f.name for f in dataclasses.fields(Lead)]

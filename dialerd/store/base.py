@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import aiosqlite
+
+T = TypeVar("T")
 
 
 class SqlBase:
@@ -48,6 +51,6 @@ def placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def chunks(items: list[str], size: int = 500) -> list[list[str]]:
+def chunks(items: Sequence[T], size: int = 500) -> list[Sequence[T]]:
     """Split a list for IN lists below SQLite's variable limit."""
     return [items[i : i + size] for i in range(0, len(items), size)]

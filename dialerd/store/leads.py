@@ -222,18 +222,18 @@ class LeadsSql(SqlBase):
         return Selection(tuple(due), tuple(leads))
 
     async def claim(self, lead_ids: Sequence[int]) -> list[int]:
-        """Mark ready leads as dialing; the ids this caller won (others were taken)."""
-        won: list[int] = []
+        """Mark ready (or callback) leads as dialing; the ids this caller won, in the order
+        asked (a lead another dialer took first is left out)."""
+        won: set[int] = set()
         async with self._tx() as db:
-            for lead_id in lead_ids:
-                cur = await db.execute(
-                    "UPDATE leads SET status = 'dialing' WHERE id = ? AND status IN"
-                    " ('ready', 'callback')",
-                    (lead_id,),
-                )
-                if cur.rowcount:
-                    won.append(lead_id)
-        return won
+            for part in chunks(lead_ids):
+                async with db.execute(
+                    "UPDATE leads SET status = 'dialing' WHERE status IN ('ready', 'callback')"
+                    f" AND id IN ({placeholders(len(part))}) RETURNING id",
+                    tuple(part),
+                ) as cur:
+                    won.update(int(r[0]) for r in await cur.fetchall())
+        return [i for i in lead_ids if i in won]
 
     # attempts -------------------------------------------------------------------------------
     async def record_attempt(self, attempt: AttemptRecord, update: LeadUpdate) -> int:
