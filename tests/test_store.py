@@ -330,3 +330,19 @@ def test_lead_fields_follow_the_selected_columns() -> None:
     """Rows map to Lead positionally (the hot path), so the orders must agree."""
     columns = [c.strip() for c in leads_sql.LEAD_COLS.split(",")]
     assert columns == [f.name for f in dataclasses.fields(Lead)]
+
+
+async def test_dnc_during_a_call_survives_the_attempt(store: Store, demo: CampaignConfig) -> None:
+    """R-DL-4: the rules computed 'ready' from the lead before the call; DNC still wins."""
+    campaign = await store.sync_campaign(demo, NOW)
+    await add_leads(store, campaign.id, [lead("+31201230001")])
+    assert await store.claim([1]) == [1]
+    await store.add_dnc([DncEntry("+31201230001", "asked during the call")])
+    await store.record_attempt(
+        AttemptRecord(1, NOW, "not_cp", 3, "human"),
+        LeadUpdate(LeadStatus.READY, "prospect", 1, 5, 5.0, NOW, "not_cp", "human", NOW),
+    )
+    await store.schedule_callback(NewCallback(1, NOW + 60, "call back"), NOW)
+    stored = await store.get_lead(1)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (LeadStatus.DNC, 1)

@@ -262,7 +262,10 @@ class LeadsSql(SqlBase):
             if row is None:
                 raise KeyError(f"no lead {attempt.lead_id}")
             await db.execute(
-                "UPDATE leads SET status = ?, phase = ?, attempts = ?, score_total = ?,"
+                # A number put on the DNC list during the call stays 'dnc' whatever the rules
+                # computed from the lead as it was before the call.
+                "UPDATE leads SET status = CASE status WHEN 'dnc' THEN 'dnc' ELSE ? END,"
+                " phase = ?, attempts = ?, score_total = ?,"
                 " call_score = ?, next_dial_at = ?, last_result = ?, last_outcome = ?,"
                 " last_attempt_at = ?, last_abandoned_at = ?, last_machine_at = ?,"
                 " linked_agent = ?, linked_at = ? WHERE id = ?",
@@ -332,7 +335,8 @@ class LeadsSql(SqlBase):
             if row is None:
                 raise KeyError(f"no lead {callback.lead_id}")
             await db.execute(
-                "UPDATE leads SET status = 'callback', next_dial_at = ? WHERE id = ?",
+                "UPDATE leads SET status = 'callback', next_dial_at = ?"
+                " WHERE id = ? AND status <> 'dnc'",
                 (callback.due_at, callback.lead_id),
             )
         return _callback(tuple(row))
