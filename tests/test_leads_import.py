@@ -278,3 +278,22 @@ def test_database_failure_exits_1(env: dict[str, str], tmp_path: Path) -> None:
     result = run(env, "leads", "import", str(FIXTURES / "good.csv"), "-c", "demo")
     assert result.exit_code == 1
     assert "failed: cannot create database" in result.stderr
+
+
+def test_long_reports_are_cut_on_screen_and_complete_in_the_errors_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text("phone\n" + "".join(f"bad{i}\n" for i in range(60)) + "+31201230001\n")
+    errors = tmp_path / "rejected.csv"
+    result = run(env, "leads", "import", str(path), "-c", "demo", "--errors", str(errors))
+    assert result.exit_code == 2
+    assert len(rejected_lines(result)) == 50
+    assert f"... and 10 more rejected rows (all in {errors})" in result.stderr
+    rows = list(csv.DictReader(errors.open()))
+    assert len(rows) == 60
+    assert rows[0] == {
+        "line": "2",
+        "reason": "'bad0' is not a phone number: the string supplied did not seem to be a phone "
+        "number",
+    }
