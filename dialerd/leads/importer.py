@@ -251,6 +251,7 @@ async def _import(
     now: float,
     progress: Progress,
 ) -> ImportReport:
+    progress(0, table.estimated_rows)
     normalizer = NumberNormalizer(config.default_region, config.default_timezone)
     rank = await store.next_rank(campaign.id)
     seen: dict[str, int] = {}
