@@ -290,7 +290,7 @@ def test_long_reports_are_cut_on_screen_and_complete_in_the_errors_file(
     assert result.exit_code == 2
     assert len(rejected_lines(result)) == 50
     assert f"... and 10 more rejected rows (all in {errors})" in result.stderr
-    rows = list(csv.DictReader(errors.open()))
+    rows = list(csv.DictReader(io.StringIO(errors.read_text())))
     assert len(rows) == 60
     assert rows[0] == {
         "line": "2",
