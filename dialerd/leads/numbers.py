@@ -30,7 +30,7 @@ from dialerd.config.models import CallingHours, check_timezone
 
 _UNKNOWN_ZONE = "Etc/Unknown"
 _STRIP = str.maketrans("", "", " -().\u00a0/\t")
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 _SPECIAL_TYPES = (
@@ -159,14 +159,21 @@ def _type_of(country: int, nsn: str) -> int:
     return PhoneNumberType.UNKNOWN
 
 
-def _zones_for_prefix(digits: str, country: str) -> tuple[str, ...]:
-    """phonenumbers' zone lookup: the entry for the longest known prefix of `digits` (only
-    the prefix lengths that occur in the table under `country` are tried)."""
+def _zone_key_for_prefix(digits: str, country: str) -> str | None:
+    """phonenumbers' zone lookup as a zone key: the entry for the longest known prefix of
+    `digits` (only prefix lengths that occur under `country` are tried); None if unknown."""
     for size in _prefix_lengths(country):
         zones = TIMEZONE_DATA.get(digits[:size])
         if zones is not None:
-            return tuple(zones)
-    return ()
+            return _key_of(tuple(zones))
+    return None
+
+
+@cache
+def _key_of(zones: tuple[str, ...]) -> str | None:
+    """The zone key of phonenumbers' zone list (``Etc/Unknown`` dropped; None if empty)."""
+    known = sorted(z for z in zones if z != _UNKNOWN_ZONE)
+    return ",".join(known) if known else None
 
 
 @cache
@@ -206,12 +213,11 @@ class NumberNormalizer:
         # (most mobiles) by their calling code alone.
         code = str(country)
         if phonenumbers.is_number_type_geographical(kind, country):
-            zones = _zones_for_prefix(e164[1:], code)
+            key = _zone_key_for_prefix(e164[1:], code)
         else:
-            zones = _zones_for_prefix(code, code)
-        known = [z for z in zones if z != _UNKNOWN_ZONE]
-        if known:
-            return e164, ",".join(sorted(known))
+            key = _zone_key_for_prefix(code, code)
+        if key is not None:
+            return e164, key
         if self.default_timezone:
             return e164, self.default_timezone
         raise NumberError(
@@ -227,7 +233,7 @@ class NumberNormalizer:
         if compact.startswith("+") and compact[1:].isdigit():
             digits = compact[1:]
             for size in (1, 2, 3):  # country codes are prefix-free
-                if int(digits[:size] or "0") in _COUNTRY_CODES:
+                if digits[:size] in _COUNTRY_CODES:
                     national = digits[size:]
                     if national and national[0] != "0" and len(national) <= 17:
                         return int(digits[:size]), national
