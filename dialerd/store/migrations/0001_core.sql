@@ -195,7 +195,7 @@ CREATE TABLE callbacks (
     created_by     TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     created_at     REAL NOT NULL
 );
-CREATE INDEX callbacks_due ON callbacks(campaign_id, due_at) WHERE status = 'pending';
+CREATE INDEX callbacks_due ON callbacks(campaign_id, due_at, lead_id) WHERE status = 'pending';
 CREATE INDEX callbacks_owner ON callbacks(owner_agent, due_at) WHERE status = 'pending';
 CREATE INDEX callbacks_lead ON callbacks(lead_id);
 
