@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from dialerd.config.models import CampaignConfig
+from dialerd.store.flow import FlowStore
 from dialerd.store.models import (
     Agent,
     AttemptRecord,
@@ -50,7 +51,7 @@ class LeadImport(Protocol):
         """Record the batch (rows in = added + rejected) and commit on context exit."""
 
 
-class Store(Protocol):
+class Store(FlowStore, Protocol):
     """Persistence for campaigns, leads, callbacks, people, calls and the DNC list."""
 
     async def close(self) -> None:
@@ -71,6 +72,12 @@ class Store(Protocol):
         """Number of leads per status (statuses without leads are absent)."""
 
     # leads ----------------------------------------------------------------------------------
+    async def import_leads(
+        self, campaign_id: int, leads: Sequence[NewLead], source: str, rejected: int, now: float
+    ) -> ImportBatch:
+        """Insert already-checked `leads` all-or-nothing and record the batch (rows in =
+        len(leads) + rejected): `lead_import` in one call, for callers with a list at hand."""
+
     def lead_import(
         self, campaign_id: int, source: str, now: float
     ) -> AbstractAsyncContextManager[LeadImport]:

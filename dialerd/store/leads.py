@@ -87,6 +87,14 @@ class LeadsSql(SqlBase):
     """Leads, attempts, callbacks and the dial selection."""
 
     # import / export -----------------------------------------------------------------------
+    async def import_leads(
+        self, campaign_id: int, leads: Sequence[NewLead], source: str, rejected: int, now: float
+    ) -> ImportBatch:
+        """Insert already-checked `leads` all-or-nothing (see `Store.import_leads`)."""
+        async with self.lead_import(campaign_id, source, now) as session:
+            await session.add(leads)
+            return await session.finish(rejected)
+
     @asynccontextmanager
     async def lead_import(
         self, campaign_id: int, source: str, now: float
@@ -395,6 +403,7 @@ def _selection_sql(zones: int) -> str:
         f"WITH due AS (SELECT {cb_cols}, {lead_cols} FROM callbacks c"
         " JOIN leads l ON l.id = c.lead_id"
         " WHERE c.campaign_id = :campaign AND c.status = 'pending' AND c.due_at <= :now"
+        " AND l.status = 'callback'"  # not already dialing, finished or DNC
         " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
         " ORDER BY c.due_at, c.lead_id LIMIT :limit)"
         f" SELECT {_WAKING}, * FROM due"
