@@ -104,6 +104,7 @@ CREATE TABLE leads (
 CREATE INDEX leads_ready ON leads(campaign_id, tz, call_score DESC, last_attempt_at, rank)
     WHERE status = 'ready';
 CREATE INDEX leads_waiting ON leads(next_dial_at) WHERE status = 'waiting';
+CREATE INDEX leads_number ON leads(number);
 
 -- The distinct time zones of a campaign's leads: calling hours are evaluated once per zone,
 -- not once per lead, and each allowed zone is a range of leads_dialable.
@@ -195,7 +196,7 @@ CREATE TABLE callbacks (
     created_by     TEXT REFERENCES agents(user_id) ON DELETE SET NULL ON UPDATE CASCADE,
     created_at     REAL NOT NULL
 );
-CREATE INDEX callbacks_due ON callbacks(campaign_id, due_at, lead_id) WHERE status = 'pending';
+CREATE INDEX callbacks_due ON callbacks(campaign_id, due_at) WHERE status = 'pending';
 CREATE INDEX callbacks_owner ON callbacks(owner_agent, due_at) WHERE status = 'pending';
 CREATE INDEX callbacks_lead ON callbacks(lead_id);
 
