@@ -29,6 +29,11 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def error_console() -> Console:
+    """stderr, never wrapped: file:line: key messages must stay one greppable line each."""
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
 def default_config_dir() -> str:
     """$DIALERD_CONFIG, else ./conf when present, else /etc/dialerd."""
     env = os.environ.get("DIALERD_CONFIG")
@@ -101,7 +106,7 @@ def campaign_or_exit(config: Config, name: str, err: Console) -> CampaignConfig:
 @config_option
 def check_config(config_dir: Path) -> None:
     """Validate dialerd.yaml, dialerd.d/ and campaigns/; every error names file:line: key."""
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
     names = ", ".join(sorted(config.campaigns)) or "no campaigns"
     click.echo(f"{config_dir}: OK (daemon, {len(config.campaigns)} campaign(s): {names})")
@@ -117,7 +122,7 @@ def campaign() -> None:
 @db_option
 def campaign_list(config_dir: Path, db_path: Path | None) -> None:
     """List configured campaigns with their mode and lead counts."""
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
     counts = _counts_or_none(resolve_db(db_path, config), list(config.campaigns), err)
     table = Table("campaign", "enabled", "mode", "dial string", "leads", "ready")
@@ -140,7 +145,7 @@ def campaign_list(config_dir: Path, db_path: Path | None) -> None:
 @click.argument("name")
 def campaign_show(config_dir: Path, db_path: Path | None, name: str) -> None:
     """Show one campaign: dialing, hours, retries, result codes and its leads by status."""
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
     c = campaign_or_exit(config, name, err)
     counts = _counts_or_none(resolve_db(db_path, config), [name], err).get(name, {})

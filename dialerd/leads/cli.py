@@ -24,6 +24,7 @@ from dialerd.config.cli import (
     campaign_or_exit,
     config_option,
     db_option,
+    error_console,
     load_or_exit,
     resolve_db,
     run_or_exit,
@@ -91,7 +92,7 @@ def leads_import(
     file or the campaign, DNC, bad encoding, wrong column count) are listed with their line.
     All-or-nothing unless --partial.
     """
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
     campaign_config = campaign_or_exit(config, campaign_name, err)
     rename = {}
@@ -182,7 +183,7 @@ def leads_export(
     config_dir: Path, db_path: Path | None, campaign_name: str, output: Path | None
 ) -> None:
     """Write a campaign's leads as CSV (re-importable: number and tz columns first)."""
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
 
     async def work(out: TextIO) -> int:
@@ -253,7 +254,7 @@ def dnc_import(
     Leads with those numbers leave every campaign's queue. All-or-nothing unless --partial:
     a number we cannot read is a number we would still call.
     """
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
     try:
         table = read_table(file, encoding)
@@ -309,7 +310,7 @@ def dnc_import(
 )
 def dnc_export(config_dir: Path, db_path: Path | None, output: Path | None) -> None:
     """Write the DNC list as CSV (number, reason, source, added_at)."""
-    err = Console(stderr=True)
+    err = error_console()
     config = load_or_exit(config_dir, err)
 
     async def work(out: TextIO) -> int:

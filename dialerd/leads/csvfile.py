@@ -11,25 +11,27 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import _csv
 
 DELIMITERS = ",;\t|"
+_SURROGATE = re.compile("[\udc80-\udcff]")  # how surrogateescape keeps an undecodable byte
 
 
 class FileProblem(Exception):
     """The file as a whole is unusable (unreadable, empty, no header, unknown encoding)."""
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One data row: the line it starts on, its fields, and what is wrong with it if the CSV
-    layer already knows (a byte invalid in the encoding, a malformed quote)."""
+    layer already knows (a byte invalid in the encoding, a malformed quote). A tuple, not a
+    dataclass: a million of them are made per big import."""
 
     line: int
     fields: list[str]
@@ -76,7 +78,7 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
     blank: list[int] = []
     return Table(
         header=header,
-        records=_records(reader, blank),
+        records=_records(reader, blank, _SURROGATE.search(text) is not None),
         delimiter=delimiter,
         encoding=encoding,
         estimated_rows=max(text.count("\n") - 1, 1),
@@ -91,8 +93,9 @@ def sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _records(reader: _csv.Reader, blank: list[int]) -> Iterator[Record]:
-    """Data rows with their *starting* line (a quoted field may span lines)."""
+def _records(reader: _csv.Reader, blank: list[int], check_bytes: bool) -> Iterator[Record]:
+    """Data rows with their *starting* line (a quoted field may span lines); rows are only
+    searched for undecodable bytes when the file has some (`check_bytes`)."""
     previous_end = reader.line_num
     while True:
         try:
@@ -109,12 +112,12 @@ def _records(reader: _csv.Reader, blank: list[int]) -> Iterator[Record]:
         if not fields or all(not f.strip() for f in fields):
             blank.append(line)
             continue
-        yield Record(line, fields, _bad_byte(fields))
+        yield Record(line, fields, _bad_byte(fields) if check_bytes else None)
 
 
 def _bad_byte(fields: list[str]) -> int | None:
     for field in fields:
-        for ch in field:
-            if "\udc80" <= ch <= "\udcff":
-                return ord(ch) - 0xDC00
+        found = _SURROGATE.search(field)
+        if found:
+            return ord(found.group()) - 0xDC00
     return None

@@ -10,6 +10,7 @@ agent's created_at take the database's clock).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from dialerd.config.models import CampaignConfig
@@ -36,6 +37,20 @@ from dialerd.store.models import (
 )
 
 
+class LeadImport(Protocol):
+    """One lead import in progress (see `Store.lead_import`)."""
+
+    async def screen(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Numbers the store refuses: "dnc" (on the DNC list) or "exists" (already in the
+        campaign before this import)."""
+
+    async def add(self, leads: Sequence[NewLead]) -> None:
+        """Insert a chunk (may proceed in the background; errors surface by `finish`)."""
+
+    async def finish(self, rejected: int) -> ImportBatch:
+        """Record the batch (rows in = added + rejected) and commit on context exit."""
+
+
 class Store(FlowStore, Protocol):
     """Persistence for campaigns, leads, callbacks, people, calls and the DNC list."""
 
@@ -57,13 +72,17 @@ class Store(FlowStore, Protocol):
         """Number of leads per status (statuses without leads are absent)."""
 
     # leads ----------------------------------------------------------------------------------
-    async def existing_numbers(self, campaign_id: int, numbers: Iterable[str]) -> set[str]:
-        """The subset of `numbers` already in the campaign."""
-
     async def import_leads(
         self, campaign_id: int, leads: Sequence[NewLead], source: str, rejected: int, now: float
     ) -> ImportBatch:
-        """Insert `leads` all-or-nothing and record the batch (rows in = len + rejected)."""
+        """Insert already-checked `leads` all-or-nothing and record the batch (rows in =
+        len(leads) + rejected): `lead_import` in one call, for callers with a list at hand."""
+
+    def lead_import(
+        self, campaign_id: int, source: str, now: float
+    ) -> AbstractAsyncContextManager[LeadImport]:
+        """An all-or-nothing import: rows become visible only if `LeadImport.finish` is
+        called before the context exits; any exception (or no finish) rolls back."""
 
     async def next_rank(self, campaign_id: int) -> int:
         """The rank after the campaign's last lead, so import order continues across files."""
@@ -93,8 +112,9 @@ class Store(FlowStore, Protocol):
         agent: str | None = None,
         link_release_before: float | None = None,
     ) -> Selection:
-        """Due callbacks (by due time) and ready leads in `open_zones` (by queue order),
-        excluding DNC numbers and leads linked to another agent; at most `limit` in all.
+        """Every due callback (by due time, reserved ones too: reservations depend on
+        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers
+        and leads linked to another agent; at most `limit` in all.
 
         A superset filter for ``dialerd.queue``'s rules, which make the final decision.
         """

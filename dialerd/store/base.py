@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import aiosqlite
+
+T = TypeVar("T")
 
 
 class SqlBase:
@@ -33,12 +36,14 @@ class SqlBase:
             await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, params: tuple[object, ...] = ()) -> aiosqlite.Row | None:
-        async with self._db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
-    async def _all(self, sql: str, params: tuple[object, ...] = ()) -> list[aiosqlite.Row]:
-        async with self._db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+    async def _all(
+        self, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    ) -> list[aiosqlite.Row]:
+        """All rows, fetched in one trip to the connection's thread."""
+        return list(await self._db.execute_fetchall(sql, params))
 
 
 def placeholders(n: int) -> str:
@@ -46,6 +51,6 @@ def placeholders(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def chunks(items: list[str], size: int = 500) -> list[list[str]]:
+def chunks(items: Sequence[T], size: int = 500) -> list[Sequence[T]]:
     """Split a list for IN lists below SQLite's variable limit."""
     return [items[i : i + size] for i in range(0, len(items), size)]

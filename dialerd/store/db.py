@@ -37,6 +37,10 @@ def migrations() -> list[tuple[int, str, str]]:
 
 async def open_db(path: str | Path) -> aiosqlite.Connection:
     """Open (creating if needed) and migrate the database at `path` (":memory:" works)."""
+    folder = Path(path).parent
+    if str(path) != ":memory:" and not folder.is_dir():
+        # Checked here because aiosqlite's failed connect leaves its thread behind.
+        raise FileNotFoundError(f"cannot create database {path}: no directory {folder}")
     conn = await aiosqlite.connect(str(path), isolation_level=None)
     conn.row_factory = aiosqlite.Row
     await conn.execute("PRAGMA foreign_keys = ON")

@@ -25,6 +25,8 @@ class DncSql(SqlBase):
             for part in chunks(sorted({r[0] for r in rows})):
                 cur = await db.execute(
                     "UPDATE leads SET status = 'dnc' WHERE status NOT IN ('done', 'dnc')"
+                    # campaign_id IN (...) lets SQLite probe UNIQUE(campaign_id, number)
+                    " AND campaign_id IN (SELECT id FROM campaigns)"
                     f" AND number IN ({placeholders(len(part))})",
                     tuple(part),
                 )
