@@ -86,8 +86,8 @@ class ConsoleApp(App[None]):
     #callback { background: $warning; color: $background; text-style: bold; padding: 0 1; }
     #callback.empty { display: none; }
     #history { height: 1fr; margin: 1 0 0 0; }
-    #wrapup { width: 64; border-left: solid $primary; padding: 0 1; }
-    #codes { grid-size: 3; grid-gutter: 0 1; height: auto; grid-rows: 1; }
+    #wrapup { width: 66; border-left: solid $primary; padding: 0 1; }
+    #codes { grid-size: 2; grid-gutter: 0 1; height: auto; grid-rows: 1; }
     #codes Button { width: 100%; }
     .hidden { display: none; }
     .heading { text-style: bold; margin: 1 0 0 0; }
@@ -125,6 +125,8 @@ class ConsoleApp(App[None]):
         self.replies: list[tuple[str, dict[str, Any]]] = []
         """(verb, reply) as received: the console's own log, read by tests."""
         self.stats: dict[str, str] = {}
+        self.screens_seen = 0
+        """Screen-pops received since start: lets a caller wait for the next one."""
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -271,6 +273,7 @@ class ConsoleApp(App[None]):
     async def show_screen(self, screen: ScreenPop) -> None:
         """A new customer: the left pane shows them, the wrap-up is reset for them."""
         self.screen_pop, self.closed, self.selected_code = screen, False, None
+        self.screens_seen += 1
         self.query_one("#number", Static).update(screen.title or "(no number)")
         self.query_one("#summary", Static).update(screen.summary())
         callback = self.query_one("#callback", Static)
@@ -287,7 +290,7 @@ class ConsoleApp(App[None]):
         await codes.remove_children()
         await codes.mount_all(
             Button(c.label, id=f"code-{i}", name=c.code, compact=True, classes="code")
-            for i, c in enumerate(screen.result_codes)
+            for i, c in enumerate(screen.agent_codes)
         )
         await self._build_registration(screen)
         for input_id in ("detail", "email", "resched-comment", "when-time"):
@@ -297,6 +300,7 @@ class ConsoleApp(App[None]):
         self.query_one("#to-myself", RadioButton).value = True
         self._show_code_fields()
         self._refresh_controls()
+        self.query_one("#note", Input).focus()  # the agent types the call note at once
         self.set_status(f"call from {screen.number} (attempt {screen.attempt})", ok=None)
 
     async def _build_registration(self, screen: ScreenPop) -> None:

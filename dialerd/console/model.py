@@ -43,6 +43,7 @@ class ResultCode:
     code: str
     label: str
     category: str
+    priority: str = ""
     detail_screen: bool = False
     require_email: bool = False
     allow_reassign: bool = False
@@ -89,6 +90,20 @@ class ScreenPop:
 
     def code(self, code: str) -> ResultCode | None:
         return next((c for c in self.result_codes if c.code == code), None)
+
+    @property
+    def agent_codes(self) -> tuple[ResultCode, ...]:
+        """The codes offered as buttons: all but "nobody reached" (no-contact, very low).
+
+        Those (busy, no answer, failed, abandoned, machine) are the dialer's own verdicts on
+        calls no agent took (R-RC-2); a call on this screen was answered, and the one
+        "nobody there after all" case has its own button, voicemail (R-REG-4a).
+        """
+        return tuple(
+            c
+            for c in self.result_codes
+            if not (c.category == "no-contact" and c.priority == "very_low")
+        )
 
     @property
     def title(self) -> str:
@@ -143,6 +158,7 @@ def parse_screen(body: Mapping[str, Any], tz: tzinfo | None = None) -> ScreenPop
             code=_str(c.get("code")),
             label=_str(c.get("label") or c.get("code")),
             category=_str(c.get("category")),
+            priority=_str(c.get("contact_priority")),
             detail_screen=bool(c.get("detail_screen")),
             require_email=bool(c.get("require_email")),
             allow_reassign=bool(c.get("allow_reassign")),
