@@ -41,12 +41,15 @@ from dialerd.console.model import (
     ConsoleInputError,
     DispositionForm,
     RescheduleForm,
+    Scheduled,
     ScreenPop,
     disposition_payload,
     login_payload,
     parse_screen,
     pause_payload,
     reply_line,
+    scheduled_after,
+    scheduled_text,
     schema_warning,
     state_line,
     stats_line,
@@ -69,6 +72,14 @@ class LinkChanged(Message):
     status: LinkStatus
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A command awaiting its reply, with the call it was about (if any)."""
+
+    body: dict[str, Any]
+    screen: ScreenPop | None
+
+
 class ConsoleApp(App[None]):
     """One agent's console; `link` is created here so tests drive the real thing."""
 
@@ -86,6 +97,7 @@ class ConsoleApp(App[None]):
     #callback { background: $warning; color: $background; text-style: bold; padding: 0 1; }
     #callback.empty { display: none; }
     #history { height: 1fr; margin: 1 0 0 0; }
+    #scheduled { height: auto; max-height: 8; margin: 1 0 0 0; color: $text-muted; }
     #wrapup { width: 66; border-left: solid $primary; padding: 0 1; }
     #codes { grid-size: 2; grid-gutter: 0 1; height: auto; grid-rows: 1; }
     #codes Button { width: 100%; }
@@ -120,8 +132,9 @@ class ConsoleApp(App[None]):
         self.closed = False
         """The screen-pop on display was dispositioned; kept for reference until the next."""
         self.selected_code: str | None = None
-        self.pending: dict[str, str] = {}
-        """Request id -> verb, to say which command a reply answers."""
+        self.pending: dict[str, Sent] = {}
+        """Request id -> what was sent, to say which command a reply answers."""
+        self.scheduled: list[Scheduled] = []
         self.replies: list[tuple[str, dict[str, Any]]] = []
         """(verb, reply) as received: the console's own log, read by tests."""
         self.stats: dict[str, str] = {}
@@ -137,6 +150,7 @@ class ConsoleApp(App[None]):
             yield Input(placeholder="pause reason", id="pause-reason", compact=True)
             yield Button("Pause", id="pause", compact=True, variant="warning")
             yield Button("Resume", id="resume", compact=True, variant="primary")
+            yield Button("Dial", id="dial", compact=True, variant="success")
             yield Button("Hang up (F2)", id="hangup", compact=True, variant="error")
             yield Button("Logout", id="logout", compact=True)
         with Horizontal(id="main"):
@@ -146,6 +160,7 @@ class ConsoleApp(App[None]):
                 yield Static("", id="callback", classes="empty")
                 yield Static("", id="fields")
                 yield DataTable(id="history", zebra_stripes=True, cursor_type="row")
+                yield Static(scheduled_text([]), id="scheduled")
             with VerticalScroll(id="wrapup"):
                 yield Label("Result code", classes="heading")
                 yield Grid(id="codes")
@@ -222,12 +237,16 @@ class ConsoleApp(App[None]):
             self.query_one("#stats", Static).update("   ".join(self.stats.values()))
 
     def _on_reply(self, body: dict[str, Any]) -> None:
-        verb = self.pending.pop(str(body.get("id")), None) or "dialerd"
+        sent = self.pending.pop(str(body.get("id")), None)
+        verb = str(sent.body["command"]) if sent else "dialerd"
         self.replies.append((verb, body))
         ok, text = reply_line(verb, body)
         self.set_status(text, ok=ok)
-        if ok and verb == "disposition":
-            self._call_closed()
+        if ok and verb == "disposition" and sent is not None and sent.screen is not None:
+            self.scheduled = scheduled_after(self.scheduled, sent.screen, sent.body)
+            self.query_one("#scheduled", Static).update(scheduled_text(self.scheduled))
+            if sent.screen is self.screen_pop:
+                self._call_closed()
 
     # ------------------------------------------------------------------ rendering
     def _refresh_top(self) -> None:
@@ -243,9 +262,9 @@ class ConsoleApp(App[None]):
             Text.assemble(
                 "agent ",
                 (s.agent, "bold"),
-                f" · {', '.join(s.campaigns)} · state: ",
+                f"  |  {', '.join(s.campaigns)}  |  state: ",
                 (state, "bold"),
-                " · ",
+                "  |  ",
                 link,
             )
         )
@@ -257,6 +276,7 @@ class ConsoleApp(App[None]):
             "logout": state != "logged_out",
             "pause": state in ("ready", "talking", "wrapup", "reserved"),
             "resume": state == "paused",
+            "dial": state == "reserved" and self.screen_pop is not None and not self.closed,
             "hangup": state == "talking",
             "send": state == "wrapup" and self.screen_pop is not None and not self.closed,
             "voicemail": state == "wrapup" and self.screen_pop is not None and not self.closed,
@@ -274,6 +294,9 @@ class ConsoleApp(App[None]):
         """A new customer: the left pane shows them, the wrap-up is reset for them."""
         self.screen_pop, self.closed, self.selected_code = screen, False, None
         self.screens_seen += 1
+        if any(s.lead_id == screen.lead_id for s in self.scheduled):  # the callback is here
+            self.scheduled = [s for s in self.scheduled if s.lead_id != screen.lead_id]
+            self.query_one("#scheduled", Static).update(scheduled_text(self.scheduled))
         self.query_one("#number", Static).update(screen.title or "(no number)")
         self.query_one("#summary", Static).update(screen.summary())
         callback = self.query_one("#callback", Static)
@@ -391,7 +414,7 @@ class ConsoleApp(App[None]):
         except NotConnectedError as exc:
             self.set_status(f"{verb}: {exc}", ok=False)
             return
-        self.pending[request_id] = verb
+        self.pending[request_id] = Sent(body, self.screen_pop)
         self.set_status(f"{verb}: sent, waiting for dialerd...", ok=None)
 
     @on(Button.Pressed, ".code")
@@ -415,6 +438,11 @@ class ConsoleApp(App[None]):
     @on(Button.Pressed, "#resume")
     async def resume(self) -> None:
         await self.send({"command": "resume"})
+
+    @on(Button.Pressed, "#dial")
+    async def dial(self) -> None:
+        """Preview mode (R-DL-1): dial the lead on screen."""
+        await self.send({"command": "dial"})
 
     @on(Button.Pressed, "#hangup")
     async def action_hangup(self) -> None:

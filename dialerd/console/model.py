@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -227,6 +227,39 @@ def stats_line(campaign: str, body: Mapping[str, Any]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    """A callback this console rescheduled to its own agent.
+
+    R-CB-1's "scheduled calls" list lives in dialerd (`LeadFlow.scheduled_calls`) and is not
+    on MQTT yet; until it is, the console lists what it scheduled itself this session.
+    """
+
+    when: datetime
+    number: str
+    lead_id: int | None
+    comment: str
+
+
+def scheduled_after(
+    scheduled: Sequence[Scheduled], screen: ScreenPop, disposition: Mapping[str, Any]
+) -> list[Scheduled]:
+    """The list once ``disposition`` (accepted by dialerd) closed ``screen``'s call."""
+    kept = list(scheduled)
+    reschedule = disposition.get("reschedule")
+    if isinstance(reschedule, Mapping) and reschedule.get("to") == "myself":
+        when = datetime.fromisoformat(str(reschedule["when"]))
+        kept.append(Scheduled(when, screen.number, screen.lead_id, str(reschedule["comment"])))
+    return sorted(kept, key=lambda s: s.when)
+
+
+def scheduled_text(scheduled: Sequence[Scheduled], tz: tzinfo | None = None) -> str:
+    if not scheduled:
+        return "My callbacks: none scheduled from this console"
+    rows = [f"  {s.when.astimezone(tz):%a %H:%M:%S}  {s.number}  {s.comment}" for s in scheduled]
+    return "\n".join(["My callbacks (scheduled from this console):", *rows])
+
+
 def schema_warning(body: Mapping[str, Any]) -> str | None:
     schema = body.get("schema")
     if isinstance(schema, int) and schema > SCHEMA_VERSION:
@@ -386,7 +419,3 @@ def pause_payload(reason: str) -> dict[str, Any]:
 
 def login_payload(campaigns: Sequence[str]) -> dict[str, Any]:
     return {"command": "login", "campaigns": list(campaigns)}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -185,6 +185,7 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             verb, reply = app.replies[-1]
             assert (verb, reply["ok"]) == ("disposition", True), reply
             assert app.closed
+            assert COMMENT in text(app, "#scheduled")  # R-CB-1, as far as the console knows
             await until(pilot, "the pause", lambda: state(app) == "paused", 15)
             assert "paused (coffee)" in text(app, "#top")
             await pilot.click("#resume")
@@ -205,10 +206,26 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             assert COMMENT in text(app, "#callback")
             assert not app.query_one("#callback").has_class("empty")
             assert any("asked about prices" in row.note for row in screen.history)
+            assert COMMENT not in text(app, "#scheduled")
+            print(
+                f"callback popped {came - sent:.1f}s after the disposition (due {CALLBACK_DELAY}s)"
+            )
+
+            # An appointment: its flags ask for a detail note and the customer's e-mail.
+            await type_into(pilot, "#note", "agreed to a visit")
+            await pilot.click("#hangup")
+            await until(pilot, "wrap-up", lambda: state(app) == "wrapup", 15)
+            await click_code(pilot, "appointment")
+            await type_into(pilot, "#detail", "Tuesday 10:00 at home")
+            await type_into(pilot, "#email", "customer@example.org")
+            await pilot.click("#reg-0-2")
+            await pilot.click("#reg-1-0")
             shot = app.save_screenshot("console.svg", os.environ.get(SCREENSHOT_DIR, str(tmp_path)))
             assert shot.endswith("console.svg")
-
-            await close_call(pilot, app, "order")
+            replies = len(app.replies)
+            await pilot.click("#send")
+            await until(pilot, "the disposition reply", lambda: len(app.replies) > replies, 15)
+            assert app.replies[-1][1]["ok"], app.replies[-1]
             await pilot.click("#logout")
             await until(pilot, "logged out", lambda: state(app) == "logged_out", 15)
     finally:

@@ -13,6 +13,7 @@ from dialerd.console.model import (
     DispositionForm,
     RegistrationCategory,
     RescheduleForm,
+    Scheduled,
     disposition_payload,
     parse_screen,
     parse_when,
@@ -20,6 +21,8 @@ from dialerd.console.model import (
     registration_problems,
     reply_line,
     reschedule_payload,
+    scheduled_after,
+    scheduled_text,
     schema_warning,
     state_line,
     stats_line,
@@ -334,3 +337,19 @@ def test_topics_follow_the_prefix_and_campaigns() -> None:
         "floor2/campaigns/a/stats",
         "floor2/campaigns/b/stats",
     ]
+
+
+def test_callbacks_to_myself_are_listed_in_time_order() -> None:
+    """R-CB-1 stopgap: what this console scheduled for its agent, earliest first."""
+    later = {"reschedule": {"when": "2026-11-24T10:00:00+01:00", "to": "myself", "comment": "b"}}
+    sooner = {"reschedule": {"when": "2026-11-23T22:00:00+01:00", "to": "myself", "comment": "a"}}
+    anyone = {"reschedule": {"when": "2026-11-23T22:30:00+01:00", "to": "any", "comment": "c"}}
+    listed: list[Scheduled] = []
+    for body in (later, sooner, anyone, {"result_code": "order"}):
+        listed = scheduled_after(listed, SCREEN, body)
+    assert [s.comment for s in listed] == ["a", "b"]
+    assert scheduled_text(listed, AMSTERDAM).splitlines()[1:] == [
+        "  Mon 22:00:00  +31611030000  a",
+        "  Tue 10:00:00  +31611030000  b",
+    ]
+    assert "none scheduled" in scheduled_text([])
