@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiomqtt
 import pytest
 import yaml
 from textual.pilot import Pilot
@@ -26,6 +28,7 @@ from dialerd.console.app import ConsoleApp
 from dialerd.console.link import LinkSettings
 from dialerd.daemon.app import Daemon
 from dialerd.demo.run import DEMO_CAMPAIGN, DemoOptions, prepare_store, start_phones, write_config
+from dialerd.demo.services import Mosquitto
 from dialerd.demo.world import generate
 from tests.conftest import Broker, Sandbox
 
@@ -237,3 +240,38 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
         for proc in phones:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
+
+
+async def test_console_rides_out_a_broker_restart() -> None:
+    """The broker goes away mid-shift and comes back: one status line while it is gone,
+    then the console is subscribed again by itself (retained state shown, commands sent)."""
+    port = int(os.environ.get("DIALERD_TEST_MQTT_PORT", 21883)) + 1
+    broker = await asyncio.to_thread(Mosquitto, port)
+    app = ConsoleApp(LinkSettings(broker.host, port, "1001", ("demo",)))
+    app.link.max_backoff = 1.0  # keep the test short; the shipped ceiling is 15 s
+    try:
+        async with app.run_test(size=(150, 44)) as pilot:
+            await until(pilot, "the connection", lambda: app.link.connected, 10)
+            await asyncio.to_thread(broker.stop)
+            await until(pilot, "the outage", lambda: not app.link.connected, 10)
+            await until(pilot, "the retry line", lambda: "retrying" in text(app, "#status"), 10)
+            assert "broker down" in text(app, "#top")
+            await pilot.click("#login")
+            assert "not connected to the broker" in text(app, "#status")
+
+            broker = await asyncio.to_thread(Mosquitto, port)
+            await until(pilot, "the reconnection", lambda: app.link.connected, 15)
+            async with aiomqtt.Client(broker.host, port) as daemon_side:
+                await daemon_side.subscribe("dialerd/agents/1001/cmd", qos=1)
+                state = json.dumps({"schema": 1, "state": "logged_out", "since": time.time()})
+                await daemon_side.publish(
+                    "dialerd/agents/1001/state", state.encode(), qos=1, retain=True
+                )
+                await until(pilot, "the state", lambda: bool(app.agent_state), 10)
+                await pilot.click("#login")
+                async with asyncio.timeout(10):
+                    command = json.loads((await anext(daemon_side.messages)).payload)
+            assert command["command"] == "login"
+            assert command["campaigns"] == ["demo"]
+    finally:
+        await asyncio.to_thread(broker.stop)
