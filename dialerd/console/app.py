@@ -13,6 +13,7 @@ The widgets only hold input; what is sent is built and checked by `dialerd.conso
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import (
@@ -57,6 +59,9 @@ from dialerd.console.model import (
 )
 
 HISTORY_COLUMNS = ("when", "agent", "result", "outcome", "note", "e-mail")
+TIME_HINT = "HH:MM or +40s"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -177,7 +182,7 @@ class ConsoleApp(App[None]):
                 yield Checkbox("Reschedule", id="reschedule", compact=True)
                 with Horizontal(classes="when"):
                     yield Input(placeholder="YYYY-MM-DD", id="when-date", compact=True)
-                    yield Input(placeholder="HH:MM or +40s", id="when-time", compact=True)
+                    yield Input(placeholder=TIME_HINT, id="when-time", compact=True)
                 with RadioSet(id="resched-to"):
                     yield RadioButton("to myself", id="to-myself", value=True)
                     yield RadioButton("to any agent", id="to-any")
@@ -192,6 +197,11 @@ class ConsoleApp(App[None]):
         yield Static("", id="status")
 
     def on_mount(self) -> None:
+        # Held, not queried: timers and link messages may still fire while the app closes
+        # and its screen is already gone; updating a detached widget is harmless.
+        self._top = self.query_one("#top", Static)
+        self._status = self.query_one("#status", Static)
+        self._stats = self.query_one("#stats", Static)
         self.query_one("#history", DataTable).add_columns(*HISTORY_COLUMNS)
         self.run_worker(self.link.run(), name="mqtt", group="mqtt", exit_on_error=False)
         self.set_interval(1.0, self._refresh_top)
@@ -211,17 +221,25 @@ class ConsoleApp(App[None]):
         self._refresh_top()
 
     async def on_incoming(self, message: Incoming) -> None:
-        topic, body = message.topic, message.body
+        try:
+            await self._handle(message.topic, message.body)
+        except NoMatches:  # arrived while the app was closing: nothing left to show it on
+            log.debug("dropped %s: the screen is gone", message.topic)
+
+    async def _handle(self, topic: str, body: dict[str, Any]) -> None:
         warning = schema_warning(body)
         if warning:
             self.set_status(warning, ok=False)
         s = self.settings
         if topic == s.topic("status"):
+            was_offline = self.daemon_online is False
             self.daemon_online = bool(body.get("online"))
             if not self.daemon_online:
                 self.set_status(
                     "dialerd is offline: commands get no answer until it is back", ok=False
                 )
+            elif was_offline:
+                self.set_status("dialerd is back online", ok=True)
             self._refresh_top()
         elif topic == f"{s.agent_topic}/state":
             self.agent_state = body
@@ -234,7 +252,7 @@ class ConsoleApp(App[None]):
         elif topic.endswith("/stats"):
             campaign = topic.split("/")[-2]
             self.stats[campaign] = stats_line(campaign, body)
-            self.query_one("#stats", Static).update("   ".join(self.stats.values()))
+            self._stats.update("   ".join(self.stats.values()))
 
     def _on_reply(self, body: dict[str, Any]) -> None:
         sent = self.pending.pop(str(body.get("id")), None)
@@ -258,7 +276,7 @@ class ConsoleApp(App[None]):
         else:
             link = ("dialerd online" if self.daemon_online else "dialerd ?", "")
         state = state_line(self.agent_state, time.time()) if self.agent_state else "unknown"
-        self.query_one("#top", Static).update(
+        self._top.update(
             Text.assemble(
                 "agent ",
                 (s.agent, "bold"),
@@ -285,7 +303,7 @@ class ConsoleApp(App[None]):
             self.query_one(f"#{button_id}", Button).disabled = not on_
 
     def set_status(self, text: str, *, ok: bool | None) -> None:
-        status = self.query_one("#status", Static)
+        status = self._status
         status.update(text)
         status.set_class(ok is False, "error")
         status.set_class(ok is True, "ok")
@@ -357,6 +375,11 @@ class ConsoleApp(App[None]):
             button.variant = "primary" if button.name == self.selected_code else "default"
         self.query_one("#detail", Input).set_class(not (code and code.detail_screen), "hidden")
         self.query_one("#email", Input).set_class(not (code and code.require_email), "hidden")
+        # R-RC-4: without a reschedule the code's own delay applies; say which.
+        minutes = code.callback_minutes if code else None
+        self.query_one("#when-time", Input).placeholder = TIME_HINT + (
+            f" (else in {minutes} min)" if minutes else ""
+        )
 
     def _call_closed(self) -> None:
         self.closed = True

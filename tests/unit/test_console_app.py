@@ -35,6 +35,7 @@ async def test_broker_down_is_one_line_and_a_retry_while_the_screen_still_works(
         assert "unreachable" in status and "retrying in" in status
         assert "\n" not in status
         assert "broker down" in text(app, "#top")
+        app.workers.cancel_group(app, "mqtt")  # no more retry lines racing the assertions
 
         topic = "dialerd/agents/1001"
         app.post_message(Incoming("dialerd/status", {"online": False}))
@@ -53,6 +54,9 @@ async def test_broker_down_is_one_line_and_a_retry_while_the_screen_still_works(
         assert not app.query_one("#email", Input).has_class("hidden")
         assert not app.query_one("#detail", Input).has_class("hidden")
         assert codes["appointment"].variant == "primary"
+        assert app.query_one("#when-time", Input).placeholder == "HH:MM or +40s"
+        await pilot.click(f"#{codes['callback'].id}")
+        assert app.query_one("#when-time", Input).placeholder.endswith("(else in 180 min)")
         await pilot.click(f"#{codes['order'].id}")
         assert app.query_one("#email", Input).has_class("hidden")
         assert app.query_one("#detail", Input).has_class("hidden")
@@ -86,3 +90,7 @@ async def test_dialerd_offline_is_shown() -> None:
         await pilot.pause(0.2)
         assert "dialerd OFFLINE" in text(app, "#top")
         assert "dialerd is offline" in text(app, "#status")
+        app.post_message(Incoming("dialerd/status", {"schema": 1, "online": True}))
+        await pilot.pause(0.2)
+        assert "dialerd online" in text(app, "#top")
+        assert "back online" in text(app, "#status")
