@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from dialerd.cli import cli
 from dialerd.console.link import LinkSettings, parse_broker, split_campaigns
 from dialerd.console.model import (
     ConsoleInputError,
@@ -353,3 +355,17 @@ def test_callbacks_to_myself_are_listed_in_time_order() -> None:
         "  Tue 10:00:00  +31611030000  b",
     ]
     assert "none scheduled" in scheduled_text([])
+
+
+def test_the_command_line_refuses_a_bad_broker_before_starting() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["console", "--agent", "1001", "--campaign", "demo", "--broker", "h:x"]
+    )
+    assert result.exit_code == 2
+    assert "the port must be a number" in result.output
+    result = runner.invoke(cli, ["console", "--agent", "1001", "--campaign", " , "])
+    assert result.exit_code == 2
+    assert "name at least one campaign" in result.output
+    result = runner.invoke(cli, ["console", "--help"])
+    assert result.exit_code == 0 and "--password-file" in result.output
