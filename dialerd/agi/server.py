@@ -181,15 +181,19 @@ class AGIServer:
         log.info("FastAGI listening on %s:%d (%s)", self.host, self.port, ", ".join(self.routes))
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop accepting; give requests in flight their time budget, then cut them (the
+        dialplan carries on with its defaults either way)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=self.timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if server is not None:
+            await server.wait_closed()
 
     async def __aenter__(self) -> AGIServer:
         await self.start()
@@ -208,6 +212,10 @@ class AGIServer:
         except TimeoutError:
             self.stats.timed_out += 1
             log.warning("FastAGI: request exceeded %.1fs; the dialplan continues", self.timeout)
+        except asyncio.CancelledError:
+            # Only close() cancels a request; this is the connection task's top level,
+            # so ending it quietly is the whole of the clean-up.
+            log.info("FastAGI: request cut by server close; the dialplan continues")
         finally:
             self._tasks.discard(task)
             writer.close()

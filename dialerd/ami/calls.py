@@ -14,7 +14,10 @@ How calls are recognised (see asterisk/conf/extensions_dialerd.conf and the note
 
 Lifecycle: CallOriginated -> CallRinging -> CallAnswered -> CallAmd -> CallBridged or
 CallAbandoned -> CallHungUp; a call that is never answered ends with CallFailed instead.
-Exactly one terminal event (CallHungUp or CallFailed) is emitted per call.
+Exactly one terminal event (CallHungUp or CallFailed) is emitted per call, with one
+exception: a call `reconcile` closed as `unknown` (no channel in the snapshot) that then
+shows up after all (Asterisk acted on the Originate late) comes back as CallAdopted and
+ends again. Treat `unknown` as "do not retry yet", never as "safe to redial".
 
 Failure causes (observed on the sandbox): the OriginateResponse Reason says 5 busy, 3 no
 answer, 8 congestion, but a SIP trunk's 486 and every Local-channel failure give Reason 0;
@@ -263,6 +266,7 @@ class CallTracker:
         self._by_action: dict[str, str] = {}
         self._ended: dict[str, None] = {}  # insertion-ordered set
         self._orphans: dict[str, Event] = {}  # OriginateResponses of not-yet-known calls
+        self._presumed: dict[str, _Call] = {}  # closed as "unknown" by reconcile
 
     # ------------------------------------------------------------------ queries
     @property
@@ -295,11 +299,15 @@ class CallTracker:
             return self._originate_response(event)
         linkedid = event.get("Linkedid") or event.get("DestLinkedid")
         call_id = _call_id_of(linkedid)
-        if call_id is None or call_id in self._ended:
+        if call_id is None:
             return []
-        call = self._calls.get(call_id)
         out: list[CallEvent] = []
         at = _ts(event)
+        if call_id in self._ended:
+            if call_id not in self._presumed:
+                return []
+            out.extend(self._revive(call_id, at))
+        call = self._calls.get(call_id)
         if call is None:
             variables = event.variables()
             if not variables.get("DIALERD_ATTEMPT"):
@@ -369,7 +377,10 @@ class CallTracker:
     def _originate_response(self, event: Event) -> list[CallEvent]:
         call_id = _call_id_of(event.get("Uniqueid"))
         if call_id in self._ended:
-            return []
+            if call_id not in self._presumed:
+                return []
+            revived = self._revive(call_id, _ts(event))
+            return revived + self._apply_originate_response(self._calls[call_id], event)
         if call_id is None or call_id not in self._calls:
             call_id = self._by_action.get(event.action_id or "")
         call = self._calls.get(call_id) if call_id else None
@@ -431,12 +442,26 @@ class CallTracker:
             ring_seconds=_elapsed(call.started_at, at), reconciled=reconciled,
         )  # fmt: skip
 
+    def _revive(self, call_id: str, at: float | None) -> list[CallEvent]:
+        """A call closed by `reconcile` as unknown shows up after all (Asterisk acted on
+        the Originate after the snapshot): track it again and say so."""
+        call = self._presumed.pop(call_id)
+        del self._ended[call_id]
+        self._calls[call_id] = call
+        if call.action_id is not None:
+            self._by_action[call.action_id] = call_id
+        call.announced = True
+        call.started_at = at
+        return [CallAdopted(call_id, at, call.lead, call.attempt, call.campaign,
+                            answered=False, bridged=False)]  # fmt: skip
+
     def _forget(self, call: _Call) -> None:
         self._calls.pop(call.call_id, None)
         if call.action_id is not None:
             self._by_action.pop(call.action_id, None)
         self._ended[call.call_id] = None
         if len(self._ended) > self.ENDED_MEMORY:
+            self._presumed.pop(next(iter(self._ended)), None)
             del self._ended[next(iter(self._ended))]
 
     # ------------------------------------------------------------------ reconnects
@@ -468,8 +493,15 @@ class CallTracker:
             if not legs:
                 if call.answered:
                     out.append(self._hung_up(call, now, reconciled=True))
-                else:
-                    out.append(self._failed(call, now, reconciled=True))
+                    continue
+                out.append(self._failed(call, now, reconciled=True))
+                # Never seen answered and gone: maybe it never existed, maybe Asterisk
+                # has yet to act on the Originate. Remember it, in case it shows up.
+                self._presumed[call.call_id] = _Call(
+                    call.call_id, call.lead, call.attempt, call.campaign, call.action_id
+                )
+                if len(self._presumed) > self.ENDED_MEMORY:
+                    del self._presumed[next(iter(self._presumed))]
                 continue
             call.live = {u for u in (c.get("Uniqueid") for c in legs) if u}
             if any(c.get("Uniqueid") == call.call_id + LEG_A

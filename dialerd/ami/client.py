@@ -240,9 +240,15 @@ class AMIClient:
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AMIClient:
+        """Start and wait for the first login; `TimeoutError` (and no loop left running)
+        after twice `connect_timeout`, with the reason in `last_error`."""
         self.start()
-        async with asyncio.timeout(self.connect_timeout * 2):
-            await self.wait_connected()
+        try:
+            async with asyncio.timeout(self.connect_timeout * 2):
+                await self.wait_connected()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -109,12 +109,13 @@ class Message:
     is where the codec's speed comes from.
     """
 
-    __slots__ = ("_headers", "_lower", "_text")
+    __slots__ = ("_folded", "_headers", "_lower", "_text")
 
     def __init__(self, headers: tuple[tuple[str, str], ...] = (), *, _text: str | None = None):
         # _text: "\n" + the frame's lines joined by "\n" + "\n" (codec-internal)
         self._headers: tuple[tuple[str, str], ...] | None = None if _text is not None else headers
         self._text = _text
+        self._folded: str | None = None  # _text.lower(), for lookups in any letter case
         self._lower: dict[str, str] | None = None
 
     @property
@@ -141,10 +142,17 @@ class Message:
     def get(self, name: str, default: str | None = None) -> str | None:
         text = self._text
         if text is not None:
-            start = text.find(f"\n{name}: ")
-            if start >= 0:
-                start += len(name) + 3
-                return text[start : text.index("\n", start)]
+            folded = self._folded
+            if folded is None:
+                folded = self._folded = text.lower()
+            first = folded.find(f"\n{name.lower()}:")  # first line of that name, any spelling
+            if first < 0:
+                return default  # absent: no full parse needed
+            # ...and it is the usual `Name: value` (positions agree unless lowercasing
+            # changed the length, as a few non-ASCII letters do: then parse fully).
+            if len(folded) == len(text) and text.startswith(f"\n{name}: ", first):
+                first += len(name) + 3
+                return text[first : text.index("\n", first)]
         lower = self._lower
         if lower is None:
             lower = self._lower = {k.lower(): v for k, v in reversed(self.headers)}

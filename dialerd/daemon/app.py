@@ -59,7 +59,7 @@ from dialerd.ami import (
 from dialerd.billing.service import BillingGate, BillingService
 from dialerd.bus.mqtt import Bus, CommandError, MqttSettings
 from dialerd.config.loader import Config, load_config
-from dialerd.config.models import CampaignConfig
+from dialerd.config.models import CampaignConfig, DialMode
 from dialerd.floor.agents import Agent, AgentState, AgentStateError, choose_agent
 from dialerd.floor.calls import CampaignFloor, agent_cycle
 from dialerd.leadflow import Claimed, DispositionError, LeadFlow, Reschedule
@@ -68,6 +68,7 @@ from dialerd.queue import CallbackTarget, Outcome, Presence
 from dialerd.sdnotify import notify, watchdog_interval
 from dialerd.store.billing import BillingStore
 from dialerd.store.db import open_db
+from dialerd.store.flow import LeadNotDialing
 from dialerd.store.sqlite import SqliteStore
 
 log = logging.getLogger("dialerd")
@@ -80,6 +81,9 @@ _FAIL_OUTCOME = {
     FailReason.CONGESTION: Outcome.FAILED,
     FailReason.INVALID: Outcome.FAILED,
     FailReason.FAILED: Outcome.FAILED,
+    # Ended while AMI was away: whether anyone answered is unknown, so the lead waits the
+    # campaign's "failed" delay rather than being redialled at once.
+    FailReason.UNKNOWN: Outcome.FAILED,
 }
 
 
@@ -154,6 +158,7 @@ class Daemon:
         self.agents: dict[str, Agent] = {}
         self.agent_legs: dict[str, str] = {}  # call id of the nailed-up leg -> agent id
         self.calls: dict[str, LiveCall] = {}
+        self._previews: dict[str, tuple[str, Claimed]] = {}  # agent -> previewed lead
         self._awaiting_disposition: dict[str, LiveCall] = {}  # agent id -> call in wrap-up
         self._adopted: dict[str, tuple[int, str]] = {}  # call id -> (lead, campaign)
         self._live_leads: set[int] = set()  # leads with a call up, ours or found at recovery
@@ -293,6 +298,9 @@ class Daemon:
             runtime.wake.clear()
             if self.draining or not self.ami.connected or not self._recovered:
                 continue
+            if runtime.config.mode is DialMode.PREVIEW:
+                await self._offer_previews(runtime)
+                continue
             await self._deliver_reserved(runtime)
             now = self.clock()
             floor = runtime.floor.pacing_floor(now, self.agents.values(), name)
@@ -334,8 +342,39 @@ class Daemon:
                     runtime, lead, reserve=agent if lead.reserved_for == agent.agent_id else None
                 )
 
+    async def _offer_previews(self, runtime: CampaignRuntime) -> None:
+        """R-DL-1 preview: each ready agent is shown their next lead (held for them, the
+        agent reserved) and dials it with the `dial` command when ready."""
+        name = runtime.config.name
+        for agent in list(self.agents.values()):
+            if agent.state is not AgentState.READY or name not in agent.campaigns:
+                continue
+            claimed = await self.flow.next_leads(
+                name, 1, self.wall(), agent=agent.agent_id, presence=self._presence(name)
+            )
+            if not claimed:
+                continue
+            lead = claimed[0]
+            call_id = _call_id(lead)
+            await self._set_agent(agent.reserve(self.clock(), call_id))
+            self._previews[agent.agent_id] = (call_id, lead)
+            screen = await self.flow.screen_pop(lead.lead_id)
+            self.bus.publish(
+                self.bus.topic("agents", agent.agent_id, "screen"),
+                {
+                    "attempt": call_id,
+                    "preview": True,
+                    **screen,
+                    "callback_comment": lead.callback_comment,
+                },
+            )
+
     async def _launch(
-        self, runtime: CampaignRuntime, lead: Claimed, reserve: Agent | None = None
+        self,
+        runtime: CampaignRuntime,
+        lead: Claimed,
+        reserve: Agent | None = None,
+        call_id: str | None = None,
     ) -> None:
         campaign = runtime.config
         if lead.lead_id in self._live_leads:
@@ -344,7 +383,7 @@ class Daemon:
             return
         self._live_leads.add(lead.lead_id)
         self._no_calls.clear()
-        call_id = f"c{lead.lead_id}n{lead.attempt}r{secrets.token_hex(3)}"
+        call_id = call_id or _call_id(lead)
         digits = lead.number.lstrip("+")
         channel = campaign.dial_string.format(number=lead.number, digits=digits)
         action = originate(
@@ -547,14 +586,20 @@ class Daemon:
             for agent in list(self.agents.values()):
                 if agent.state is AgentState.RESERVED and agent.attempt_id == call.call_id:
                     await self._set_agent(agent.release(now))
-            await self.flow.dialer_outcome(
-                call.lead.lead_id,
-                call.campaign,
-                outcome,
-                call.started_wall,
-                self.wall(),
-                call.call_id,
-            )
+            try:
+                await self.flow.dialer_outcome(
+                    call.lead.lead_id,
+                    call.campaign,
+                    outcome,
+                    call.started_wall,
+                    self.wall(),
+                    call.call_id,
+                )
+            except LeadNotDialing:
+                # Settled already (a recovery raced the call's end): nothing to add.
+                log.warning(
+                    "outcome of %s for lead %s already recorded", call.call_id, call.lead.lead_id
+                )
         self._publish_stats(runtime, call.campaign)
 
     def _learn(self, runtime: CampaignRuntime, outcome: Any) -> None:
@@ -780,6 +825,18 @@ class Daemon:
         await self._set_agent(agent)
         return {"state": agent.state.value}
 
+    async def _cmd_dial(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Preview mode: dial the lead this agent has been shown."""
+        preview = self._previews.pop(agent_id, None)
+        if preview is None:
+            raise CommandError("no previewed lead to dial")
+        call_id, lead = preview
+        runtime = self.campaigns.get(lead.campaign)
+        if runtime is None:
+            raise CommandError(f"campaign {lead.campaign!r} is not running")
+        await self._launch(runtime, lead, call_id=call_id)
+        return {"state": self._agent(agent_id).state.value, "attempt": call_id}
+
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
         if agent is None:
@@ -795,6 +852,7 @@ class Daemon:
         "resume": _cmd_resume,
         "hangup": _cmd_hangup,
         "disposition": _cmd_disposition,
+        "dial": _cmd_dial,
     }
 
     # ------------------------------------------------------------------ housekeeping
@@ -831,6 +889,11 @@ class Daemon:
             },
             retain=True,
         )
+
+
+def _call_id(lead: Claimed) -> str:
+    """Unique across restarts, never a prefix of another (Asterisk rejects those)."""
+    return f"c{lead.lead_id}n{lead.attempt}r{secrets.token_hex(3)}"
 
 
 def _reschedule(raw: Any) -> Reschedule | None:

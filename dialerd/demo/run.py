@@ -11,7 +11,6 @@ the summary (`--json`) is what benchmarks and the recovery test read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
 import os
@@ -138,11 +137,7 @@ async def run_demo(opts: DemoOptions, console: Console) -> dict[str, Any]:
         await asyncio.gather(*robot_tasks, return_exceptions=True)
         return await _summary(daemon, campaign, config_dir / "dialerd.db", robots, elapsed)
     finally:
-        for proc in phones:
-            proc.terminate()
-        for proc in phones:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+        stop_phones(phones)
         broker.stop()
         if opts.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -242,6 +237,18 @@ def start_phones(
     return procs
 
 
+def stop_phones(phones: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL for any phone still up after 10 s: never leave one behind."""
+    for proc in phones:
+        proc.terminate()
+    for proc in phones:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 async def run_robot(robot: AgentRobot, broker_host: str, broker_port: int, campaign: str) -> None:
     """Work the floor as an agent at the console would, over MQTT only.
 
@@ -276,7 +283,14 @@ async def run_robot(robot: AgentRobot, broker_host: str, broker_port: int, campa
                 relogin = asyncio.create_task(login_soon(2.0))
             if topic.endswith("/reply") and not body.get("ok"):
                 robot.errors.append(str(body.get("error")))
-            if topic.endswith("/screen"):
+            if topic.endswith("/screen") and body.get("preview"):
+                # Preview mode: read the lead, then dial it (R-DL-1).
+                await client.publish(
+                    f"{prefix}/cmd",
+                    json.dumps({"id": f"dial-{body.get('attempt')}", "command": "dial"}),
+                    qos=1,
+                )
+            elif topic.endswith("/screen"):
                 task = asyncio.create_task(_work_call(robot, client, prefix, body))
                 calls.add(task)
                 task.add_done_callback(calls.discard)

@@ -14,6 +14,7 @@ import pytest
 
 from dialerd.agi import AGIHangup, AGIRequest, AGIServer
 from dialerd.ami import (
+    Action,
     AMIClient,
     CallAbandoned,
     CallAnswered,
@@ -142,5 +143,34 @@ async def test_a_hangup_during_a_handler_ends_it_cleanly(sandbox: Sandbox) -> No
         await ami.send_action(hangup(f"/^Local\\/{number}@world-/"))
         await asyncio.wait_for(hung_up.wait(), 10)
         await asyncio.wait_for(calls.wait_ended(call_id), 10)
+    assert agi.stats.handled == 1
+    assert agi.stats.failed == 0
+
+
+async def test_routes_are_the_agi_path(sandbox: Sandbox) -> None:
+    """The inbound context calls AGI(${DIALERD_AGI}/inbound,${EXTEN}): the same server
+    dispatches it to the /inbound handler, with the dialled number as its argument."""
+    seen: asyncio.Queue[tuple[str, list[str], str]] = asyncio.Queue()
+    agi = AGIServer(port=sandbox.agi_port, timeout=3.0)
+
+    @agi.route("/inbound")
+    async def inbound(req: AGIRequest) -> None:
+        await seen.put((req.path, req.args, req.env.get("context")))
+        await req.set_variable("CALLERID(name)", "Known Customer")
+
+    @agi.route("/connect")
+    async def connect(req: AGIRequest) -> None:
+        raise AssertionError("outbound route called for an inbound call")
+
+    async with agi, client(sandbox) as ami:
+        await ami.send_action(
+            Action("Originate", (
+                ("Channel", "Local/5551234@dialerd-inbound"), ("Application", "Wait"),
+                ("Data", "2"), ("Async", "true"),
+            ))
+        )  # fmt: skip
+        path, args, context = await asyncio.wait_for(seen.get(), 10)
+    # leaving the server's context waited for the handler to finish
+    assert (path, args, context) == ("/inbound", ["5551234"], "dialerd-inbound")
     assert agi.stats.handled == 1
     assert agi.stats.failed == 0

@@ -16,21 +16,25 @@ from collections.abc import Iterator
 
 import pytest
 
+from dialerd.agi import AGIRequest, AGIServer
 from dialerd.ami import (
     Action,
     CallAdopted,
     CallAnswered,
+    CallBridged,
     CallHungUp,
     Connected,
     Disconnected,
     Event,
     OutcomeUnknown,
+    hangup,
     originate,
 )
 from tests.conftest import Sandbox
 from tests.fixtures.ami.live import (
     HUMAN,
     SandboxLike,
+    agent_leg,
     asterisk_pid,
     client,
     hang_up_everything,
@@ -90,8 +94,9 @@ async def test_frozen_asterisk_is_detected_within_two_pings_and_nothing_is_resen
                 await pending
         assert isinstance(lost, Disconnected)
         assert "pings unanswered" in lost.reason
-        # two pings of 0.5 s each, a ping can start up to one interval late, plus slack
-        assert detected_after < 3 * ping + 1.0
+        # worst case: one interval before the first ping, two unanswered pings (each an
+        # interval of waiting for its reply) and one interval between them, plus slack
+        assert detected_after < 4 * ping + 1.0
         back = await asyncio.wait_for(next_marker(sub, Connected), 15)
         assert isinstance(back, Connected)
         assert back.generation == 2
@@ -112,17 +117,28 @@ async def test_calls_ending_while_disconnected_are_closed_and_live_ones_kept(
 ) -> None:
     hang_up_everything(sandbox)
     gone, kept = world_number(HUMAN, ring=1), world_number(HUMAN, ring=1)
+    # Both customers are bridged to an agent, so neither call ends by itself (an
+    # unbridged one hears the abandon message and hangs up, however long we are away).
+    agi = AGIServer(port=sandbox.agi_port, timeout=3.0)
+
+    @agi.route("/connect")
+    async def connect(req: AGIRequest) -> None:
+        await req.set_variable("DIALERD_BRIDGE", "dialerd-agent-1003")
+
     async with (
+        agi,
         client(sandbox, ping_interval=0.5, backoff_initial=3.0) as ami,
         tracked(ami) as calls,
     ):
+        agent = await agent_leg(ami, "1003")
+        await asyncio.sleep(0.5)
         for number in (gone, kept):
             await ami.send_action(
                 originate(f"dis-{number}", f"Local/{number}@world/n", attempt=f"dis-{number}")
             )
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(15):
             for number in (gone, kept):
-                await calls.wait_for(f"dis-{number}", CallAnswered)
+                await calls.wait_for(f"dis-{number}", CallBridged)
         sub = ami.subscribe()
         with frozen(sandbox):
             await asyncio.wait_for(next_marker(sub, Disconnected), 10)
@@ -144,6 +160,7 @@ async def test_calls_ending_while_disconnected_are_closed_and_live_ones_kept(
         hang_up_number(sandbox, kept)
         async with asyncio.timeout(10):
             await calls.wait_ended(f"dis-{kept}")
+        await ami.send_action(hangup(agent))
         kept_end = calls.ended(f"dis-{kept}")
         assert isinstance(kept_end, CallHungUp)
         assert not kept_end.reconciled

@@ -7,6 +7,7 @@ that talks and dispositions as a person at the console would.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -20,6 +21,9 @@ from dialerd.demo.world import generate
 from tests.conftest import Sandbox
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
+
+# The demo brings its own broker: next to the session's, so parallel runs stay apart.
+DEMO_MQTT_PORT = int(os.environ.get("DIALERD_TEST_MQTT_PORT", 21883)) + 1
 
 EXPECTED_FIRST_OUTCOME = {
     "human": {"human", "abandoned"},
@@ -121,4 +125,33 @@ async def test_abandoned_callers_hear_the_message(sandbox: Sandbox, tmp_path: Pa
     assert summary["abandoned"] >= 1
     assert summary["abandon_rate"] > 0
     assert played >= summary["abandoned"]
+    assert summary["leads_lost"] == 0
+
+
+async def test_preview_mode_agents_dial_what_they_were_shown(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """R-DL-1 preview: nothing is dialled until the agent says so; every live answer
+    therefore has its agent waiting and nobody is abandoned."""
+    campaign = yaml.safe_load(DEMO_CAMPAIGN.read_text())
+    campaign.update(mode="preview", pacing={}, amd=False)
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    opts = options(
+        sandbox,
+        tmp_path / "work",
+        agents=2,
+        leads=6,
+        minutes=2,
+        seed=4,
+        campaign_file=path,
+        mix={"human": 0.7, "busy": 0.3},
+        talk=(2.0, 3.0),
+        ring=(2, 3),
+    )
+    summary = await run_demo(opts, Console(quiet=True))
+    print(summary)
+    assert summary["dialed"] >= 6
+    assert summary["abandoned"] == 0
+    assert summary["connected"] == summary["human_answered"] >= 1
     assert summary["leads_lost"] == 0

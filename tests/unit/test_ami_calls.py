@@ -255,3 +255,23 @@ def test_an_originate_response_before_the_call_is_recognised_is_not_lost() -> No
     end = of_call(fold(reordered), "cong1")[-1]
     assert isinstance(end, CallFailed)
     assert end.reason is FailReason.CONGESTION
+
+
+def test_a_call_closed_as_unknown_that_shows_up_late_is_adopted_again() -> None:
+    """The Originate was in flight when the connection dropped; the snapshot after the
+    reconnect has no channel of it, so it is closed as unknown. If Asterisk acts on it
+    afterwards, the call must be tracked again, not silently ignored (a redial would
+    ring the customer twice)."""
+    tracker = CallTracker()
+    tracker.expect("mach1", lead="lead-mach1", attempt="att-mach1")
+    tracker.connection_lost()
+    (closed,) = tracker.reconcile([], now=1.0)
+    assert isinstance(closed, CallFailed)
+    assert closed.reason is FailReason.UNKNOWN
+    assert closed.reconciled
+    later = of_call(fold(events_of("machine"), tracker), "mach1")
+    assert kinds(later) == [CallAdopted, CallRinging, CallAnswered, CallAmd, CallHungUp]
+    adopted = later[0]
+    assert isinstance(adopted, CallAdopted)
+    assert adopted.attempt == "att-mach1"
+    assert tracker.active == frozenset()

@@ -95,6 +95,13 @@ def test_bare_lf_and_mixed_line_ends_are_tolerated() -> None:
     assert [(e.name, e["X"]) for e in events] == [("A", "1"), ("B", "2"), ("C", "3")]
 
 
+def test_first_occurrence_wins_whatever_its_spelling() -> None:
+    raw = BANNER + b"Event: X\r\nKey:a\r\nKey: b\r\nKEY: c\r\n\r\n"
+    (event,) = [f for f in decode([raw]) if isinstance(f, Event)]
+    assert event.get("Key") == event.get("KEY") == "a"
+    assert event.get_all("key") == ["a", "b", "c"]
+
+
 def test_repeated_headers_keep_their_order() -> None:
     raw = BANNER + (
         b"Event: Newchannel\r\nChanVariable: DIALERD_LEAD=L1\r\n"
@@ -106,6 +113,10 @@ def test_repeated_headers_keep_their_order() -> None:
     assert event.variables() == {"DIALERD_LEAD": "L1", "DIALERD_ATTEMPT": "A=1"}
     assert event.get_all("output") == ["one", "two", ""]
     assert event.get("chanvariable") == "DIALERD_LEAD=L1"  # case-insensitive, first wins
+    assert event.get("Missing") is None
+    assert event.get("missing", "default") == "default"
+    assert "Output" in event
+    assert "Outpu" not in event
 
 
 def test_utf8_split_inside_a_character_survives() -> None:
@@ -246,7 +257,13 @@ def test_arbitrary_bytes_never_raise_past_the_banner(payload: bytes, cuts: list[
     frames = decode(chunks)
     assert isinstance(frames[0], Banner)
     assert isinstance(frames[-1], Closed)
-    assert all(isinstance(f, Event | Response) for f in frames[1:-1])
+    for frame in frames[1:-1]:
+        assert isinstance(frame, Event | Response)
+        # headers are parsed on demand: reading them must not raise either
+        assert all(name for name, _ in frame.headers)
+        frame.get("Uniqueid")
+        frame.get("uNiQuEiD")
+        frame.variables()
 
 
 @settings(max_examples=200, deadline=None)
@@ -257,3 +274,29 @@ def test_arbitrary_first_bytes_raise_only_remote_protocol_error(payload: bytes) 
     conn.receive_data(b"")
     with contextlib.suppress(RemoteProtocolError):
         list(iter_events(conn))
+
+
+AMI_TOKENS = st.sampled_from(
+    [b"Event: ", b"Response: ", b"ActionID: 1", b"EventList: start", b"EventList: Complete",
+     b"Uniqueid: ", b"uniqueid:", b"Key:", b"\r\nKey:", b"\r\nKEY: ", b"\r\nKey: ", b": ",
+     b":", b" ", b"\r\n", b"\n", b"\r", b"x", b"Success", "é☎İ".encode(), b"\xff", b"\xe2\x98"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(AMI_TOKENS, max_size=120), st.lists(st.integers(0, 600), max_size=6))
+def test_ami_like_noise_reads_consistently(tokens: list[bytes], cuts: list[int]) -> None:
+    """On AMI-shaped noise, the on-demand `get` agrees with the full header parse: the
+    first header of that name in any letter case, or None."""
+    data = BANNER + b"".join(tokens)
+    edges = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *edges], [*edges, len(data)], strict=True)]
+    frames = decode(chunks)
+    assert frames == decode([data])
+    for frame in frames[1:-1]:
+        assert isinstance(frame, Event | Response)
+        first: dict[str, str] = {}
+        for name, value in frame.headers:
+            first.setdefault(name.lower(), value)
+        for name in ("Event", "Response", "ActionID", "EventList", "Uniqueid", "Key", "x"):
+            assert frame.get(name) == first.get(name.lower()), (name, frame.headers)
