@@ -309,8 +309,18 @@ class ConsoleApp(App[None]):
         status.set_class(ok is True, "ok")
 
     async def show_screen(self, screen: ScreenPop) -> None:
-        """A new customer: the left pane shows them, the wrap-up is reset for them."""
-        self.screen_pop, self.closed, self.selected_code = screen, False, None
+        """A new customer: the left pane shows them, the wrap-up is reset for them.
+
+        The same attempt popping up again (a previewed lead, now dialled and answered)
+        refreshes the left pane only: what the agent typed while previewing stays.
+        """
+        same_call = (
+            self.screen_pop is not None
+            and not self.closed
+            and bool(screen.attempt)
+            and screen.attempt == self.screen_pop.attempt
+        )
+        self.screen_pop, self.closed = screen, False
         self.screens_seen += 1
         if any(s.lead_id == screen.lead_id for s in self.scheduled):  # the callback is here
             self.scheduled = [s for s in self.scheduled if s.lead_id != screen.lead_id]
@@ -327,6 +337,14 @@ class ConsoleApp(App[None]):
         table.clear()
         for row in screen.history:
             table.add_row(row.when, row.agent, row.result, row.outcome, row.note, row.email)
+        self._refresh_controls()
+        if screen.preview:
+            self.set_status(f"preview: {screen.number}; press Dial to call", ok=None)
+        else:
+            self.set_status(f"call with {screen.number} (attempt {screen.attempt})", ok=None)
+        if same_call:
+            return
+        self.selected_code = None
         codes = self.query_one("#codes", Grid)
         await codes.remove_children()
         await codes.mount_all(
@@ -334,15 +352,13 @@ class ConsoleApp(App[None]):
             for i, c in enumerate(screen.agent_codes)
         )
         await self._build_registration(screen)
-        for input_id in ("detail", "email", "resched-comment", "when-time"):
+        for input_id in ("note", "detail", "email", "resched-comment", "when-time"):
             self.query_one(f"#{input_id}", Input).value = ""
         self.query_one("#when-date", Input).value = datetime.now().astimezone().date().isoformat()
         self.query_one("#reschedule", Checkbox).value = False
         self.query_one("#to-myself", RadioButton).value = True
         self._show_code_fields()
-        self._refresh_controls()
         self.query_one("#note", Input).focus()  # the agent types the call note at once
-        self.set_status(f"call from {screen.number} (attempt {screen.attempt})", ok=None)
 
     async def _build_registration(self, screen: ScreenPop) -> None:
         box = self.query_one("#registration", Vertical)

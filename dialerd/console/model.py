@@ -87,6 +87,8 @@ class ScreenPop:
     result_codes: tuple[ResultCode, ...]
     registration_forced: bool
     categories: tuple[RegistrationCategory, ...]
+    preview: bool = False
+    """Preview mode (R-DL-1): the lead is held for the agent, nothing dialled yet."""
 
     def code(self, code: str) -> ResultCode | None:
         return next((c for c in self.result_codes if c.code == code), None)
@@ -196,6 +198,7 @@ def parse_screen(body: Mapping[str, Any], tz: tzinfo | None = None) -> ScreenPop
         result_codes=codes,
         registration_forced=bool(registration.get("forced")),
         categories=categories,
+        preview=bool(body.get("preview")),
     )
 
 

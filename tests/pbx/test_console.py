@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiomqtt
@@ -27,7 +27,14 @@ from dialerd.config.loader import load_config
 from dialerd.console.app import ConsoleApp
 from dialerd.console.link import LinkSettings
 from dialerd.daemon.app import Daemon
-from dialerd.demo.run import DEMO_CAMPAIGN, DemoOptions, prepare_store, start_phones, write_config
+from dialerd.demo.run import (
+    DEMO_CAMPAIGN,
+    DemoOptions,
+    prepare_store,
+    start_phones,
+    stop_phones,
+    write_config,
+)
 from dialerd.demo.services import Mosquitto
 from dialerd.demo.world import generate
 from tests.conftest import Broker, Sandbox
@@ -91,20 +98,19 @@ async def next_screen(pilot: Pilot[None], app: ConsoleApp, seen: int) -> None:
     )
 
 
-@pytest.mark.timeout(420)
-async def test_agent_works_a_call_and_gets_the_callback_back(
-    sandbox: Sandbox, mqtt_broker: Broker, tmp_path: Path
-) -> None:
-    """R-REG-2, R-REG-4b, R-CB-2/3/7 through the console: log in, see the screen-pop, hang
-    up, reschedule to myself with a comment, register, pick the callback code; the daemon's
-    refusals appear inline; the callback comes back to this agent with the comment shown."""
+@contextlib.asynccontextmanager
+async def floor(
+    sandbox: Sandbox, broker: Broker, work: Path, *, mode: str, leads: int
+) -> AsyncIterator[set[str]]:
+    """The real floor for agent 1001: daemon in-process on `leads` human-only numbers (their
+    numbers yielded) and a registered `dialerd phone`; all stopped afterwards."""
     campaign = yaml.safe_load(DEMO_CAMPAIGN.read_text())
-    campaign.update(mode="progressive", pacing={}, amd=False)  # one call per free agent
-    campaign_file = tmp_path / "demo.yaml"
+    campaign.update(mode=mode, pacing={}, amd=False)  # one call per free agent, no AMD wait
+    campaign_file = work / "demo.yaml"
     campaign_file.write_text(yaml.safe_dump(campaign))
     opts = DemoOptions(
         agents=1,
-        leads=3,
+        leads=leads,
         seed=11,
         mix={"human": 1.0},
         ring=(2, 3),
@@ -113,12 +119,11 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
         ami_port=sandbox.ami_port,
         sip_port=sandbox.sip_port,
         agi_port=sandbox.agi_port,
-        mqtt_port=mqtt_broker.port,
-        workdir=tmp_path,
+        mqtt_port=broker.port,
+        workdir=work,
         live_view=False,
     )
-    numbers = {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}
-    config_dir = write_config(tmp_path, sandbox, opts)
+    config_dir = write_config(work, sandbox, opts)
     config = load_config(config_dir)
     await prepare_store(config_dir / "dialerd.db", config, "demo", opts)
     daemon = Daemon(config)
@@ -127,15 +132,32 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
     phones: list[subprocess.Popen[bytes]] = []
     try:
         await asyncio.wait_for(daemon.ready.wait(), 30)
-        phones = start_phones(opts, sandbox, tmp_path)
+        phones = start_phones(opts, sandbox, work)
         deadline = time.monotonic() + 30
         while "1001/sip:1001@" not in sandbox.cli("pjsip show contacts"):
             assert time.monotonic() < deadline, "the softphone did not register"
             await asyncio.sleep(0.5)
+        yield {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(daemon_task, 30)
+        stop_phones(phones)
 
-        app = ConsoleApp(
-            LinkSettings(mqtt_broker.host, mqtt_broker.port, "1001", ("demo",), prefix="dialerd")
-        )
+
+def console(broker: Broker) -> ConsoleApp:
+    return ConsoleApp(LinkSettings(broker.host, broker.port, "1001", ("demo",), prefix="dialerd"))
+
+
+@pytest.mark.timeout(420)
+async def test_agent_works_a_call_and_gets_the_callback_back(
+    sandbox: Sandbox, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """R-REG-2, R-REG-4b, R-CB-2/3/7 through the console: log in, see the screen-pop, hang
+    up, reschedule to myself with a comment, register, pick the callback code; the daemon's
+    refusals appear inline; the callback comes back to this agent with the comment shown."""
+    async with floor(sandbox, mqtt_broker, tmp_path, mode="progressive", leads=3) as numbers:
+        app = console(mqtt_broker)
         async with app.run_test(size=(150, 44)) as pilot:
             await until(pilot, "dialerd online", lambda: bool(app.daemon_online), 15)
             assert "dialerd online" in text(app, "#top")
@@ -231,15 +253,6 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             assert app.replies[-1][1]["ok"], app.replies[-1]
             await pilot.click("#logout")
             await until(pilot, "logged out", lambda: state(app) == "logged_out", 15)
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(daemon_task, 30)
-        for proc in phones:
-            proc.terminate()
-        for proc in phones:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
 
 
 async def test_console_rides_out_a_broker_restart() -> None:
@@ -275,3 +288,35 @@ async def test_console_rides_out_a_broker_restart() -> None:
             assert command["campaigns"] == ["demo"]
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_preview_agent_dials_the_lead_on_screen(
+    sandbox: Sandbox, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """R-DL-1 preview: the lead pops up before any call; the console's Dial places it, and
+    the note typed while previewing survives the call's own screen-pop."""
+    # One lead: with a second, the next preview would hold the agent reserved, and a
+    # reserved agent can neither log out nor pause (the daemon has no "skip" yet).
+    async with floor(sandbox, mqtt_broker, tmp_path, mode="preview", leads=1) as numbers:
+        app = console(mqtt_broker)
+        async with app.run_test(size=(150, 44)) as pilot:
+            await until(pilot, "dialerd online", lambda: bool(app.daemon_online), 15)
+            await pilot.click("#login")
+            await until(pilot, "the preview", lambda: app.screens_seen > 0, 30)
+            await until(pilot, "reserved", lambda: state(app) == "reserved", 10)
+            shown = app.screen_pop
+            assert shown is not None and shown.preview and shown.number in numbers
+            assert "press Dial" in text(app, "#status")
+            assert not app.query_one("#dial", Button).disabled
+            await type_into(pilot, "#note", "read the file first")
+
+            await pilot.click("#dial")
+            await until(pilot, "the customer", lambda: state(app) == "talking", 30)
+            assert app.screen_pop is not None and not app.screen_pop.preview
+            assert app.screen_pop.lead_id == shown.lead_id
+            assert app.query_one("#note", Input).value == "read the file first"
+            assert app.query_one("#dial", Button).disabled
+            await close_call(pilot, app, "order")
+            assert app.screens_seen >= 2
+            await pilot.click("#logout")
+            await until(pilot, "logged out", lambda: state(app) == "logged_out", 15)
