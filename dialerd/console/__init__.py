@@ -1,0 +1,1 @@
+"""The agent console (`dialerd console`): Textual in a terminal, MQTT to dialerd."""

@@ -1,0 +1,96 @@
+"""The console app headless, without a broker: rendering and failures an agent can see.
+
+Messages are handed to the app exactly as its MQTT link would (`Incoming`); the link itself
+keeps failing to connect, which is the "broker down" case under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+from textual.widgets import Button, Input, Static
+
+from dialerd.console.app import ConsoleApp, Incoming, LinkChanged
+from dialerd.console.link import LinkSettings, LinkStatus
+from tests.unit.test_console_model import screen_body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def text(app: ConsoleApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).content)
+
+
+async def test_broker_down_is_one_line_and_a_retry_while_the_screen_still_works() -> None:
+    app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
+    async with app.run_test(size=(150, 44)) as pilot:
+        await pilot.pause(0.8)
+        status = text(app, "#status")
+        assert "unreachable" in status and "retrying in" in status
+        assert "\n" not in status
+        assert "broker down" in text(app, "#top")
+        app.workers.cancel_group(app, "mqtt")  # no more retry lines racing the assertions
+
+        topic = "dialerd/agents/1001"
+        app.post_message(Incoming("dialerd/status", {"online": False}))
+        app.post_message(Incoming(f"{topic}/state", {"state": "wrapup", "since": time.time()}))
+        app.post_message(Incoming(f"{topic}/screen", screen_body()))
+        await pilot.pause(0.3)
+        assert "+31611030000" in text(app, "#number")
+        assert "wants the offer explained" in text(app, "#callback")
+        assert "city" in text(app, "#fields")
+        assert app.query_one("#history").row_count == 2  # type: ignore[attr-defined]
+        codes = {b.name: b for b in app.query(".code").results(Button)}
+        assert list(codes) == ["not_cp", "callback", "appointment", "order", "wrong_number"]
+
+        # The code's flags decide which fields the agent sees (R-RC-5).
+        await pilot.click(f"#{codes['appointment'].id}")
+        assert not app.query_one("#email", Input).has_class("hidden")
+        assert not app.query_one("#detail", Input).has_class("hidden")
+        assert codes["appointment"].variant == "primary"
+        assert app.query_one("#when-time", Input).placeholder == "HH:MM or +40s"
+        await pilot.click(f"#{codes['callback'].id}")
+        assert app.query_one("#when-time", Input).placeholder.endswith("(else in 180 min)")
+        await pilot.click(f"#{codes['order'].id}")
+        assert app.query_one("#email", Input).has_class("hidden")
+        assert app.query_one("#detail", Input).has_class("hidden")
+
+        # A complete disposition meets the dead broker: said, not queued, not a traceback.
+        await pilot.click("#reg-0-1")
+        await pilot.click("#send")
+        assert "not connected to the broker" in text(app, "#status")
+        assert app.query_one("#status").has_class("error")
+
+        app.post_message(Incoming("dialerd/status", {"online": True}))
+        app.post_message(Incoming(f"{topic}/state", {"state": "logged_out"}))
+        await pilot.pause(0.2)
+        assert not app.query_one("#login", Button).disabled
+        assert app.query_one("#hangup", Button).disabled
+
+
+async def test_dialerd_offline_is_shown() -> None:
+    """The broker is up (the link says so) but dialerd's last will says it is gone."""
+    app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
+
+    async def connected() -> None:
+        app.post_message(LinkChanged(LinkStatus(True, "connected")))
+        await asyncio.Event().wait()
+
+    app.link.run = connected  # type: ignore[method-assign]
+    async with app.run_test(size=(150, 44)) as pilot:
+        await pilot.pause(0.2)
+        assert "dialerd ?" in text(app, "#top")
+        app.post_message(Incoming("dialerd/status", {"schema": 1, "online": False}))
+        await pilot.pause(0.2)
+        assert "dialerd OFFLINE" in text(app, "#top")
+        assert "dialerd is offline" in text(app, "#status")
+        app.post_message(Incoming("dialerd/status", {"schema": 1, "online": True}))
+        await pilot.pause(0.2)
+        assert "dialerd online" in text(app, "#top")
+        assert "back online" in text(app, "#status")
