@@ -32,7 +32,6 @@ from dialerd.leads.cli import dnc, leads  # noqa: E402
 from dialerd.leads.why import why  # noqa: E402
 from dialerd.phone.cli import phone  # noqa: E402
 
-for command in (run, demo, phone, check_config, campaign, leads, dnc, billing):
+for command in (run, demo, phone, console, check_config, campaign, leads, dnc, billing):
     cli.add_command(command)
 leads.add_command(why)
-cli.add_command(console)
