@@ -524,6 +524,9 @@ class Daemon:
         agent = self.agents.get(agent_id)
         if agent is not None and agent.state is AgentState.RESERVED:
             await self._set_agent(agent.customer_joined(now))
+        elif agent is None or not agent.logged_in:
+            log.warning("%s joined agent %s, who is gone; ending it", call.call_id, agent_id)
+            await self._kick_customer(agent_id)
         latency = runtime.floor.connect_latencies[-1] if outcome else None
         if latency is not None:
             metrics.CONNECT_LATENCY.labels(call.campaign).observe(latency)
@@ -575,12 +578,19 @@ class Daemon:
                 "cause": event.cause,
             },
         )
-        if outcome is Outcome.ANSWERED and call.agent:
+        agent_gone = call.agent is not None and not (
+            (a := self.agents.get(call.agent)) is not None and a.logged_in
+        )
+        if outcome is Outcome.ANSWERED and call.agent and not agent_gone:
             agent = self.agents.get(call.agent)
             if agent is not None and agent.state is AgentState.TALKING:
                 await self._set_agent(agent.customer_left(now))
             if not call.dispositioned:
                 self._awaiting_disposition[call.agent] = call
+        elif outcome is Outcome.ANSWERED:
+            # The agent's phone dropped mid-call: nobody can disposition it. The lead gets
+            # one attempt with outcome unknown and a retry time, as after a crash.
+            await self.flow.recover(call.campaign, self.wall(), self._live_leads)
         else:
             # A reservation that never became a call frees the agent.
             for agent in list(self.agents.values()):
@@ -709,10 +719,25 @@ class Daemon:
         elif isinstance(event, CallHungUp | CallFailed):
             self.agent_legs.pop(event.call_id, None)
             reason = getattr(event, "reason", None) or getattr(event, "cause_txt", "")
+            log.info("agent %s: phone leg ended (%s) while %s", agent_id, reason, agent.state.value)
+            if agent.attempt_id in self.calls:
+                # Nobody is left to talk to the customer: end their leg too.
+                await self._kick_customer(agent_id)
             await self._set_agent(agent.leg_down(now))
             self.bus.publish(
                 self.bus.topic("agents", agent_id, "reply"),
                 {"id": None, "ok": False, "error": f"phone leg ended ({reason})"},
+            )
+
+    async def _kick_customer(self, agent_id: str) -> None:
+        """End every non-agent leg in this agent's conference (the customer's)."""
+        with contextlib.suppress(AMIError):
+            await self.ami.send_action(
+                Action(
+                    "ConfbridgeKick",
+                    (("Conference", f"dialerd-agent-{agent_id}"), ("Channel", "participants")),
+                ),
+                check=False,
             )
 
     async def _command(self, agent_id: str, verb: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -785,14 +810,7 @@ class Daemon:
         call = self.calls.get(agent.attempt_id or "")
         if agent.state is not AgentState.TALKING or call is None:
             raise CommandError("no customer call to hang up")
-        with contextlib.suppress(AMIError):
-            await self.ami.send_action(
-                Action(
-                    "ConfbridgeKick",
-                    (("Conference", f"dialerd-agent-{agent_id}"), ("Channel", "participants")),
-                ),
-                check=False,
-            )
+        await self._kick_customer(agent_id)
         agent = agent.customer_left(self.clock())
         await self._set_agent(agent)
         self._awaiting_disposition[agent_id] = call
