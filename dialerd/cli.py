@@ -24,8 +24,10 @@ def main() -> None:
 
 # Each domain registers its own command group here, one line each.
 from dialerd.billing.cli import billing  # noqa: E402
+from dialerd.calllog.cli import calls  # noqa: E402
 from dialerd.config.cli import campaign, check_config  # noqa: E402
 from dialerd.leads.cli import dnc, leads  # noqa: E402
+from dialerd.recorder.cli import recordings  # noqa: E402
 
-for command in (check_config, campaign, leads, dnc, billing):
+for command in (check_config, campaign, leads, dnc, billing, calls, recordings):
     cli.add_command(command)

@@ -12,13 +12,16 @@ recorder with the real billing gate, a real SMTP server (aiosmtpd) and the real 
 from __future__ import annotations
 
 import asyncio
+import csv
 import email
+import io
 import json
 import math
 import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import uuid
 import wave
@@ -47,14 +50,14 @@ from dialerd.calllog.service import CallLogService, TooLongNotifier
 from dialerd.config.inbound import InboundConfig, load_inbound
 from dialerd.inbound.agi import InboundHandlers
 from dialerd.inbound.employees import sync_employees
-from dialerd.inbound.lookup import CallerLookup, StoreSource
+from dialerd.inbound.lookup import CallerLookup, StoreSource, normalise_caller
 from dialerd.mail import MailConfig, Mailer
 from dialerd.recorder.recorder import Recorder
 from dialerd.store.billing import BillingStore
 from dialerd.store.calllog import CallFilter, CallLogStore, CallRow
 from dialerd.store.db import open_db
 from dialerd.store.models import CallStatus, ClientType, Direction
-from tests.conftest import Broker, Sandbox
+from tests.conftest import REPO, Broker, Sandbox
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.sip]
 
@@ -258,6 +261,8 @@ class World:
     mqtt_messages: list[dict[str, Any]]
     recordings: Path
     done: defaultdict[str, asyncio.Event]
+    db: Path
+    made: dict[str, str] = field(default_factory=dict)  # linkedid -> caller number
 
     async def call(
         self,
@@ -285,6 +290,7 @@ class World:
         )
         await self.ami.send_action(action)
         linkedid = call_id + "-a"
+        self.made[linkedid] = number
         if wait_for_log:
             await self.logged(linkedid)
         return linkedid
@@ -372,7 +378,7 @@ async def world(
             await ami.wait_connected()
         try:
             yield World(sandbox, store, billing, config, service, ami, inbox, mqtt_messages,
-                        recordings, done)  # fmt: skip
+                        recordings, done, db)  # fmt: skip
         finally:
             await ami.close()
             for task in (follower, listener, bus_task):
@@ -551,3 +557,48 @@ async def test_too_long_call_notifies_reviewer_by_mail_and_mqtt(world: World) ->
     assert "extension 2001 (alice)" in message["Subject"]
     short = await world.logged(await world.call("+31850000001", "0201110031"))
     assert not short.too_long
+
+
+# ------------------------------------------------------------------------------ the log
+
+
+async def dialerd_cli(*args: str) -> str:
+    """Run the real ``dialerd`` command line; its stdout."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialerd", *args, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_call_log_csv_matches_the_calls_made(world: World) -> None:
+    """R-LOG-1/2: ``dialerd calls list --csv`` lists exactly the calls this module made,
+    each with the caller's number in E.164, and its filters select the right ones."""
+    db = str(world.db)
+    exported = await dialerd_cli("calls", "list", "--db", db, "--csv", "-", "--tz", "UTC")
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    by_id = {r["uniqueid"]: r for r in rows}
+    assert set(by_id) == set(world.made)
+    stored = {r.uniqueid: r for r in await world.store.query_calls(CallFilter())}
+    for linkedid, number in world.made.items():
+        row, log = by_id[linkedid], stored[linkedid]
+        assert row["number"] == normalise_caller(number, "NL")
+        assert row["direction"] == "in"
+        assert (row["status"], row["extension"]) == (log.status.value, log.extension or "")
+        started = datetime.fromtimestamp(log.started_at, UTC)
+        assert (row["date"], row["time"]) == (started.date().isoformat(),
+                                              started.time().isoformat("seconds"))  # fmt: skip
+        assert row["too_long"] == ("yes" if log.too_long else "no")
+    missed = await dialerd_cli("calls", "list", "--db", db, "--csv", "-", "--status", "missed")
+    missed_ids = {r["uniqueid"] for r in csv.DictReader(io.StringIO(missed))}
+    assert missed_ids == {u for u, r in stored.items() if r.status is CallStatus.MISSED}
+    assert len(missed_ids) >= 6  # five concurrent unknown callers and the voicemail fallback
+    longs = await dialerd_cli("calls", "list", "--db", db, "--csv", "-", "--too-long")
+    assert {r["uniqueid"] for r in csv.DictReader(io.StringIO(longs))} == {
+        u for u, r in stored.items() if r.too_long
+    }
+    today = datetime.now(UTC).date().isoformat()
+    summary = await dialerd_cli("calls", "summary", "--db", db, "--day", today, "--tz", "UTC")
+    assert "2001" in summary and "2004" in summary
