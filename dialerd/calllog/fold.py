@@ -220,6 +220,8 @@ class CallLogFold:
         if kind == "DialerInbound":
             call.direction = Direction.IN
             call.entry_channel = event.get("Channel")
+            # The entry channel's number is the caller's (dialerd only renames it).
+            call.caller_num = _clean(event.get("CallerIDNum")) or call.caller_num
             call.number = _clean(event.get("Caller")) or call.number
             call.dialed = _clean(event.get("Dialed"))
             call.contact_id = _int(event.get("Contact"))
