@@ -48,6 +48,7 @@ __all__ = [
 # Longer than any real number with prefixes; anything beyond is junk we never parse.
 _MAX_NUMBER_INPUT = 40
 NAME_LIMIT = 80
+_SEPARATORS = str.maketrans("", "", " -().\t/")
 
 
 class LookupSourceError(ValueError):
@@ -74,17 +75,23 @@ class LookupSource(Protocol):
 
 def normalise_caller(raw: str | None, region: str) -> str | None:
     """The caller's number in E.164, or None when it is not a possible phone number
-    (anonymous, withheld, junk). Only digits and a leading '+' are ever parsed."""
+    (anonymous, withheld, junk). Only ASCII digits with a leading '+' or '00' and the
+    usual separators are accepted; anything else means "not a number", not "the digits
+    we could find in it"."""
     if not raw:
         return None
-    text = raw.strip()[:_MAX_NUMBER_INPUT]
-    plus = text.startswith("+") or text.startswith("00")
-    digits = "".join(c for c in text if c.isascii() and c.isdigit())
-    if not digits or len(digits) > 17:
+    text = raw.strip()
+    if len(text) > _MAX_NUMBER_INPUT:
         return None
-    candidate = ("+" + digits.removeprefix("00")) if plus else digits
+    compact = text.translate(_SEPARATORS)
+    plus = compact.startswith("+")
+    digits = compact[1:] if plus else compact
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 17:
+        return None
+    if digits.startswith("00"):
+        plus, digits = True, digits[2:]
     try:
-        number = phonenumbers.parse(candidate, region)
+        number = phonenumbers.parse(("+" if plus else "") + digits, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_possible_number(number):

@@ -9,6 +9,9 @@ recorder and the ``dialerd calls``/``dialerd recordings`` commands open).
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -154,6 +157,7 @@ class RecordingRow:
     downloaded_at: float | None
 
 
+_BUSY_RETRIES = 8
 _CALL_SELECT = (
     "SELECT l.id, l.uniqueid, l.direction, l.status, l.number, l.caller_id, l.dialed,"
     " l.extension, l.agent, l.contact_id, c.name, COALESCE(l.client_type, c.client_type),"
@@ -197,7 +201,23 @@ class CallLogSql(SqlBase):
         and ``contact_numbers.number`` is the primary key, so a second registration of
         the same number inserts nothing (``ON CONFLICT DO NOTHING``) and rolls back.
         Returns (contact, created).
+
+        SQLite answers BEGIN IMMEDIATE with SQLITE_BUSY at once, without waiting, when a
+        read on this shared connection still holds a snapshot another process has since
+        written past; that is retried (a few times, jittered), as waiting cannot help.
         """
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                return await self._register(number, name, client_type, note)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _BUSY_RETRIES - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _register(
+        self, number: str, name: str, client_type: ClientType, note: str
+    ) -> tuple[Contact, bool]:
         async with self._tx() as db:
             async with db.execute(
                 "SELECT contact_id FROM contact_numbers WHERE number = ?", (number,)
