@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import aiosqlite
 
-from dialerd.store.base import SqlBase
+from dialerd.store.base import SqlBase, chunks, placeholders
 from dialerd.store.db import open_db
 from dialerd.store.models import CallStatus, ClientType, Contact, Direction
 from dialerd.store.sqlite import SqliteStore
@@ -242,6 +242,50 @@ class CallLogSql(SqlBase):
         found = await self.lookup_number(number)
         assert found is not None
         return found, False
+
+    async def import_contacts(
+        self, rows: Iterable[tuple[str, str, ClientType]], batch: int = 50_000
+    ) -> int:
+        """Bulk-register clients (number, name, type), e.g. a CRM export; numbers already
+        known are skipped. One transaction per batch; returns how many were added."""
+        added = 0
+        pending: list[tuple[str, str, ClientType]] = []
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= batch:
+                added += await self._import_batch(pending)
+                pending = []
+        if pending:
+            added += await self._import_batch(pending)
+        return added
+
+    async def _import_batch(self, rows: list[tuple[str, str, ClientType]]) -> int:
+        async with self._tx() as db:
+            known: set[str] = set()
+            numbers = list(dict.fromkeys(r[0] for r in rows))
+            for part in chunks(numbers):
+                marks = placeholders(len(part))
+                async with db.execute(
+                    f"SELECT number FROM contact_numbers WHERE number IN ({marks})", part
+                ) as cur:
+                    known.update(r[0] for r in await cur.fetchall())
+            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM contacts") as cur:
+                top = await cur.fetchone()
+            next_id = int(top[0]) + 1 if top else 1
+            fresh: dict[str, tuple[int, str, ClientType]] = {}
+            for number, name, client_type in rows:
+                if number not in known and number not in fresh:
+                    fresh[number] = (next_id + len(fresh), name, client_type)
+            await db.executemany(
+                "INSERT INTO contacts(id, name, client_type, note, created_at)"
+                " VALUES (?, ?, ?, 'imported', strftime('%s', 'now'))",
+                [(i, name, kind.value) for i, name, kind in fresh.values()],
+            )
+            await db.executemany(
+                "INSERT INTO contact_numbers(number, contact_id) VALUES (?, ?)",
+                [(number, i) for number, (i, _, _) in fresh.items()],
+            )
+        return len(fresh)
 
     async def lookup_number(self, number: str) -> Contact | None:
         """Caller-ID lookup in one query (the inbound hot path)."""

@@ -45,14 +45,11 @@ from dialerd.ami.codec import Action
 from dialerd.billing.rules import AccountKind, Plan, UserType
 from dialerd.billing.service import BillingGate, BillingService
 from dialerd.bus.mqtt import Bus, MqttSettings
-from dialerd.calllog.fold import CallLogFold
-from dialerd.calllog.service import CallLogService, TooLongNotifier
+from dialerd.calllog.service import CallLogService
 from dialerd.config.inbound import InboundConfig, load_inbound
-from dialerd.inbound.agi import InboundHandlers
-from dialerd.inbound.employees import sync_employees
-from dialerd.inbound.lookup import CallerLookup, StoreSource, normalise_caller
+from dialerd.inbound.lookup import normalise_caller
+from dialerd.inbound.wiring import build_inbound
 from dialerd.mail import MailConfig, Mailer
-from dialerd.recorder.recorder import Recorder
 from dialerd.store.billing import BillingStore
 from dialerd.store.calllog import CallFilter, CallLogStore, CallRow
 from dialerd.store.db import open_db
@@ -98,7 +95,7 @@ routes:
     step_timeout: 2
     linked_agent_first: true
 too_long: {threshold_seconds: 4, reviewer_email: reviewer@example.org}
-recordings: {directory: PLACEHOLDER}
+recordings: {directory: RECDIR, pbx_directory: PBXDIR}
 """
 
 # An "ignore" employee: rings (180) until Asterisk cancels, then 200/487/ACK.
@@ -313,14 +310,15 @@ async def world(
     recordings = sandbox.spool_dir / "monitor" / f"calllog-test-{uuid.uuid4().hex[:6]}"
     conf_dir = work / "conf"
     conf_dir.mkdir()
+    pbx_dir = Path("/") / recordings.relative_to(root)
     (conf_dir / "inbound.yaml").write_text(
-        INBOUND_YAML.replace("PLACEHOLDER", json.dumps(str(recordings)))
+        INBOUND_YAML.replace("RECDIR", json.dumps(str(recordings))).replace(
+            "PBXDIR", json.dumps(str(pbx_dir))
+        )
     )
-    config = load_inbound(conf_dir)
 
     db = work / "dialerd.db"
     store = await CallLogStore.open(db)
-    await sync_employees(config, store)
     billing_conn = await open_db(db)
     billing = BillingService(BillingStore(billing_conn))
     now = datetime.now(UTC)
@@ -357,28 +355,21 @@ async def world(
         await bus.connected.wait()
 
     ami = AMIClient(sandbox.ami_host, sandbox.ami_port, sandbox.ami_user, sandbox.ami_secret)
-    recorder = Recorder(
-        ami, store, BillingGate(billing), recordings,
-        Path("/") / recordings.relative_to(root),
-    )  # fmt: skip
-    notifier = TooLongNotifier(
-        TOO_LONG_SECONDS, bus, Mailer(MailConfig("127.0.0.1", smtp_port)),
-        config.too_long.reviewer_email,
-    )  # fmt: skip
-    fold = CallLogFold(config.extension_agents(), config.too_long.threshold_seconds)
-    done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
-    service = CallLogService(store, fold, recorder, notifier, lambda e, _: done[e.linkedid].set())
-    follower = asyncio.create_task(service.follow(ami))
-    handlers = InboundHandlers(config, store, CallerLookup([StoreSource(store)], timeout=1.0))
     agi = AGIServer(port=sandbox.agi_port, timeout=10)
-    handlers.install(agi)
+    service = await build_inbound(
+        conf_dir, store, ami, agi, bus=bus, mailer=Mailer(MailConfig("127.0.0.1", smtp_port)),
+        gate=BillingGate(billing),
+    )  # fmt: skip
+    done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    service.on_logged = lambda entry, _: done[entry.linkedid].set()
+    follower = asyncio.create_task(service.follow(ami))
     async with agi:
         ami.start()
         async with asyncio.timeout(10):
             await ami.wait_connected()
         try:
-            yield World(sandbox, store, billing, config, service, ami, inbox, mqtt_messages,
-                        recordings, done, db)  # fmt: skip
+            yield World(sandbox, store, billing, load_inbound(conf_dir), service, ami, inbox,
+                        mqtt_messages, recordings, done, db)  # fmt: skip
         finally:
             await ami.close()
             for task in (follower, listener, bus_task):
