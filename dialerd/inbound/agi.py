@@ -71,18 +71,16 @@ class InboundHandlers:
         if number is None:
             return Caller(None, presented, None, None)
         match = await self.lookup.find(number)
-        created = False
         if match is not None and match.contact_id is not None:
-            name, client_type, contact_id = match.name, match.client_type, match.contact_id
-        else:
-            # Unknown to the store (maybe known to an outside source): register it once.
-            name = match.name if match else presented
-            client_type = match.client_type if match else self.config.lookup.new_client_type
-            note = f"registered from an inbound call ({match.source if match else 'unknown'})"
-            contact, created = await self.registry.register_caller(number, name, client_type, note)
-            name, client_type, contact_id = contact.name, contact.client_type, contact.id
-        linked = await self.registry.linked_agent(contact_id)
-        return Caller(number, name, client_type, contact_id, created, linked)
+            return Caller(number, match.name, match.client_type, match.contact_id,
+                          linked_agent=match.linked_agent)  # fmt: skip
+        # Unknown to the store (maybe known to an outside source): register it once.
+        name = match.name if match else presented
+        client_type = match.client_type if match else self.config.lookup.new_client_type
+        note = f"registered from an inbound call ({match.source if match else 'unknown'})"
+        contact, created = await self.registry.register_caller(number, name, client_type, note)
+        linked = None if created else await self.registry.linked_agent(contact.id)
+        return Caller(number, contact.name, contact.client_type, contact.id, created, linked)
 
     async def inbound(self, req: AGIRequest) -> None:
         """``AGI(.../inbound,<dialed>)``: name the caller, then set the first step."""

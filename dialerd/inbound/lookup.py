@@ -63,6 +63,7 @@ class CallerMatch:
     client_type: ClientType
     source: str
     contact_id: int | None = None
+    linked_agent: str | None = None
 
 
 class LookupSource(Protocol):
@@ -110,23 +111,24 @@ def display_name(raw: str | None, limit: int = NAME_LIMIT) -> str:
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore").rstrip()
 
 
-class ContactFinder(Protocol):
-    async def lookup_number(self, number: str) -> Contact | None: ...
+class CallerFinder(Protocol):
+    async def lookup_caller(self, number: str) -> tuple[Contact, str | None] | None: ...
 
 
 class StoreSource:
-    """The clients in dialerd's own store."""
+    """The clients in dialerd's own store, with their linked agent (one query)."""
 
     name = "store"
 
-    def __init__(self, store: ContactFinder) -> None:
+    def __init__(self, store: CallerFinder) -> None:
         self._store = store
 
     async def lookup(self, number: str) -> CallerMatch | None:
-        contact = await self._store.lookup_number(number)
-        if contact is None:
+        found = await self._store.lookup_caller(number)
+        if found is None:
             return None
-        return CallerMatch(contact.name, contact.client_type, self.name, contact.id)
+        contact, agent = found
+        return CallerMatch(contact.name, contact.client_type, self.name, contact.id, agent)
 
 
 class CsvSource:

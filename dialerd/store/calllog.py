@@ -158,6 +158,12 @@ class RecordingRow:
 
 
 _BUSY_RETRIES = 8
+# A client's own employee (client_agents), else the agent its most recent linked lead has.
+_LINKED_AGENT = (
+    "COALESCE((SELECT agent FROM client_agents WHERE contact_id = c.id),"
+    " (SELECT linked_agent FROM leads WHERE contact_id = c.id AND linked_agent IS NOT NULL"
+    " ORDER BY linked_at DESC LIMIT 1))"
+)
 _CALL_SELECT = (
     "SELECT l.id, l.uniqueid, l.direction, l.status, l.number, l.caller_id, l.dialed,"
     " l.extension, l.agent, l.contact_id, c.name, COALESCE(l.client_type, c.client_type),"
@@ -288,28 +294,32 @@ class CallLogSql(SqlBase):
         return len(fresh)
 
     async def lookup_number(self, number: str) -> Contact | None:
-        """Caller-ID lookup in one query (the inbound hot path)."""
+        """Caller-ID lookup in one query."""
+        found = await self.lookup_caller(number)
+        return found[0] if found else None
+
+    async def lookup_caller(self, number: str) -> tuple[Contact, str | None] | None:
+        """The client known by `number` and its linked agent, in one query: the inbound
+        hot path (bench/lookup.py)."""
         row = await self._one(
             "SELECT c.id, c.name, c.client_type, c.note,"
-            " (SELECT group_concat(number) FROM contact_numbers WHERE contact_id = c.id)"
+            " (SELECT group_concat(number) FROM contact_numbers WHERE contact_id = c.id),"
+            f" {_LINKED_AGENT}"
             " FROM contact_numbers n JOIN contacts c ON c.id = n.contact_id WHERE n.number = ?",
             (number,),
         )
         if row is None:
             return None
         numbers = tuple(sorted(str(row[4] or number).split(",")))
-        return Contact(int(row[0]), row[1], ClientType(row[2]), row[3], numbers)
+        return Contact(int(row[0]), row[1], ClientType(row[2]), row[3], numbers), row[5]
 
     async def linked_agent(self, contact_id: int) -> str | None:
         """The employee a client belongs to: its explicit owner, else the agent a
         campaign most recently linked one of its leads to (R-RC-6)."""
         row = await self._one(
-            "SELECT agent FROM client_agents WHERE contact_id = ?"
-            " UNION ALL SELECT * FROM (SELECT linked_agent FROM leads WHERE contact_id = ?"
-            " AND linked_agent IS NOT NULL ORDER BY linked_at DESC LIMIT 1) LIMIT 1",
-            (contact_id, contact_id),
+            f"SELECT {_LINKED_AGENT} FROM contacts c WHERE c.id = ?", (contact_id,)
         )
-        return str(row[0]) if row else None
+        return str(row[0]) if row and row[0] else None
 
     async def set_client_agent(self, contact_id: int, agent: str | None) -> None:
         """Make `agent` the client's own employee (None: remove the link)."""

@@ -23,3 +23,6 @@ CREATE TABLE client_agents (
     contact_id INTEGER PRIMARY KEY REFERENCES contacts(id) ON DELETE CASCADE,
     agent      TEXT NOT NULL REFERENCES agents(user_id) ON DELETE CASCADE ON UPDATE CASCADE
 );
+-- The linked agent of a client is looked up on every inbound call (caller-ID lookup hot
+-- path); without this index that is a scan of every lead.
+CREATE INDEX leads_contact ON leads(contact_id, linked_at) WHERE contact_id IS NOT NULL;
