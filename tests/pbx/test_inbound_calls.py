@@ -41,7 +41,7 @@ from aiosmtpd.controller import Controller
 from dialerd.agi.server import AGIServer
 from dialerd.ami import AMIClient
 from dialerd.ami.actions import caller_id
-from dialerd.ami.codec import Action
+from dialerd.ami.codec import Action, Event
 from dialerd.billing.rules import AccountKind, Plan, UserType
 from dialerd.billing.service import BillingGate, BillingService
 from dialerd.bus.mqtt import Bus, MqttSettings
@@ -259,7 +259,9 @@ class World:
     recordings: Path
     done: defaultdict[str, asyncio.Event]
     db: Path
+    agi: AGIServer
     made: dict[str, str] = field(default_factory=dict)  # linkedid -> caller number
+    events: defaultdict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
 
     async def call(
         self,
@@ -363,16 +365,25 @@ async def world(
     done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
     service.on_logged = lambda entry, _: done[entry.linkedid].set()
     follower = asyncio.create_task(service.follow(ami))
+    raw = ami.subscribe()
+    events: defaultdict[str, list[Event]] = defaultdict(list)
+
+    async def keep_events() -> None:
+        async for item in raw:
+            if isinstance(item, Event) and item.get("Linkedid"):
+                events[item.get("Linkedid") or ""].append(item)
+
+    keeper = asyncio.create_task(keep_events())
     async with agi:
         ami.start()
         async with asyncio.timeout(10):
             await ami.wait_connected()
         try:
             yield World(sandbox, store, billing, load_inbound(conf_dir), service, ami, inbox,
-                        mqtt_messages, recordings, done, db)  # fmt: skip
+                        mqtt_messages, recordings, done, db, agi, events=events)  # fmt: skip
         finally:
             await ami.close()
-            for task in (follower, listener, bus_task):
+            for task in (follower, keeper, listener, bus_task):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             smtp.stop()
@@ -396,6 +407,13 @@ async def test_known_caller_gets_name_and_type(world: World) -> None:
     assert row.direction is Direction.IN and row.status is CallStatus.ANSWERED
     assert (row.extension, row.agent) == ("2001", "alice")
     assert row.dialed == "+31850000001"
+    # What the dialplan saw: the channel renamed to the client, the type set (UserEvent
+    # DialerInbound reads ${DIALERD_CLIENT_TYPE}), and the employee's phone shown the name.
+    (marker,) = [e for e in world.events[linkedid] if e.get("UserEvent") == "DialerInbound"]
+    assert (marker.get("CallerIDName"), marker.get("ClientType")) == ("Jansen BV", "vip")
+    assert marker.get("CallerIDNum") == "0201110001"
+    dial = next(e for e in world.events[linkedid] if e.name == "DialBegin" and e.get("Channel"))
+    assert dial.get("DestConnectedLineName") == "Jansen BV"
 
 
 async def test_unknown_callers_registered_once_under_concurrency(world: World) -> None:
@@ -431,6 +449,20 @@ async def test_hostile_caller_id_is_inert(world: World) -> None:
     assert contact.name.startswith("Robert'); DROP TABLE contacts;--")
     assert len(contact.name.encode()) <= 80 and "\n" not in contact.name
     assert await world.store.lookup_number("+31201110001") is not None  # table intact
+
+
+async def test_call_still_handled_when_dialerd_does_not_answer(world: World) -> None:
+    """Fail open: with the FastAGI handlers gone the dialplan's defaults apply (no route,
+    hangup fallback), the caller is not left hanging, and the call is still logged."""
+    saved = dict(world.agi.routes)
+    world.agi.routes.clear()
+    try:
+        row = await world.logged(await world.call("+31850000001", "0201110040", "Nobody"))
+    finally:
+        world.agi.routes.update(saved)
+    assert (row.status, row.fallback, row.contact_id) == (CallStatus.MISSED, "hangup", None)
+    assert row.number == "0201110040"  # as presented: nobody normalised it
+    assert await world.store.lookup_number("+31201110040") is None
 
 
 # ------------------------------------------------------------------------------ routing
@@ -575,7 +607,8 @@ async def test_call_log_csv_matches_the_calls_made(world: World) -> None:
     stored = {r.uniqueid: r for r in await world.store.query_calls(CallFilter())}
     for linkedid, number in world.made.items():
         row, log = by_id[linkedid], stored[linkedid]
-        assert row["number"] == normalise_caller(number, "NL")
+        # E.164 for every caller dialerd identified; as presented when it could not
+        assert row["number"] == (normalise_caller(number, "NL") if log.contact_id else number)
         assert row["direction"] == "in"
         assert (row["status"], row["extension"]) == (log.status.value, log.extension or "")
         started = datetime.fromtimestamp(log.started_at, UTC)
