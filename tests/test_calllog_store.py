@@ -247,3 +247,10 @@ def test_migration_applies_on_a_fresh_database(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
+
+
+async def test_save_call_keeps_calls_with_unknown_references(store: CallLogStore) -> None:
+    """A lead, client or agent the database does not know never costs the call its row."""
+    call_id = await store.save_call(call("x1", 50, lead_id=999, contact_id=888, agent="nobody"))
+    (row,) = [r for r in await store.query_calls(CallFilter()) if r.id == call_id]
+    assert (row.contact_id, row.agent, row.extension) == (None, None, "2001")

@@ -162,8 +162,17 @@ class CallLogService:
             await asyncio.gather(*list(self._after), return_exceptions=True)
 
     async def feed(self, event: Event) -> None:
+        """Fold one event and carry out what it means. A failure on one call (a store
+        error, say) is logged with the call and never stops the call log."""
         for out in self.fold.feed(event):
+            await self._apply_logged(out)
+
+    async def _apply_logged(self, out: FoldOutput) -> None:
+        try:
             await self.apply(out)
+        except Exception:
+            log.exception("call log: %s of call %s not processed", type(out).__name__,
+                          out.linkedid)  # fmt: skip
 
     async def follow(self, client: AMIClient) -> None:
         """Run until cancelled (subscribe before the client connects to miss nothing)."""
@@ -188,4 +197,4 @@ class CallLogService:
             return
         live = {c.get("Linkedid") or "" for c in channels}
         for out in self.fold.reconcile(live, time.time()):
-            await self.apply(out)
+            await self._apply_logged(out)

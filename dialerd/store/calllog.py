@@ -193,6 +193,16 @@ def _rec(r: aiosqlite.Row) -> RecordingRow:
     )
 
 
+async def _existing(
+    db: aiosqlite.Connection, table: str, column: str, value: str | int | None
+) -> str | int | None:
+    """`value` if a row of `table` has it in `column` (table/column are constants)."""
+    if value is None:
+        return None
+    async with db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)) as cur:
+        return value if await cur.fetchone() is not None else None
+
+
 class CallLogSql(SqlBase):
     """The call log's queries and writes; parameterised SQL only."""
 
@@ -337,12 +347,13 @@ class CallLogSql(SqlBase):
     async def save_call(self, call: FinishedCall) -> int:
         """Store a finished call, or complete the row already logged under its uniqueid
         (an outbound attempt logged at dial time); returns the call id."""
-        agent = call.agent
         async with self._tx() as db:
-            if agent is not None:
-                async with db.execute("SELECT 1 FROM agents WHERE user_id = ?", (agent,)) as cur:
-                    if await cur.fetchone() is None:
-                        agent = None  # an employee only in YAML: the extension says who
+            # References the log cannot vouch for are dropped rather than losing the call:
+            # an employee only in YAML (the extension says who), a lead or client deleted
+            # meanwhile or never known to this database.
+            agent = await _existing(db, "agents", "user_id", call.agent)
+            lead_id = await _existing(db, "leads", "id", call.lead_id)
+            contact_id = await _existing(db, "contacts", "id", call.contact_id)
             async with db.execute(
                 "INSERT INTO call_log(uniqueid, direction, status, number, caller_id, dialed,"
                 " extension, agent, contact_id, client_type, lead_id, started_at, answered_at,"
@@ -367,9 +378,9 @@ class CallLogSql(SqlBase):
                     call.dialed,
                     call.extension,
                     agent,
-                    call.contact_id,
+                    contact_id,
                     call.client_type.value if call.client_type else None,
-                    call.lead_id,
+                    lead_id,
                     call.started_at,
                     call.answered_at,
                     call.ended_at,

@@ -40,7 +40,7 @@ from aiosmtpd.controller import Controller
 
 from dialerd.agi.server import AGIServer
 from dialerd.ami import AMIClient
-from dialerd.ami.actions import caller_id
+from dialerd.ami.actions import caller_id, originate
 from dialerd.ami.codec import Action, Event
 from dialerd.billing.rules import AccountKind, Plan, UserType
 from dialerd.billing.service import BillingGate, BillingService
@@ -260,6 +260,7 @@ class World:
     done: defaultdict[str, asyncio.Event]
     db: Path
     agi: AGIServer
+    outbound: set[str] = field(default_factory=set)
     made: dict[str, str] = field(default_factory=dict)  # linkedid -> caller number
     events: defaultdict[str, list[Event]] = field(default_factory=lambda: defaultdict(list))
 
@@ -582,6 +583,30 @@ async def test_too_long_call_notifies_reviewer_by_mail_and_mqtt(world: World) ->
     assert not short.too_long
 
 
+# ------------------------------------------------------------------------------ outbound
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [("+31201010001", CallStatus.ANSWERED), ("+31203010002", CallStatus.MISSED)],
+    ids=["human-answers", "busy"],
+)
+async def test_outbound_calls_are_logged(world: World, number: str, status: CallStatus) -> None:
+    """R-LOG-1 outbound: a dialer call (DIALERD_ATTEMPT set by the Originate) to the
+    simulated world. A human answers (no agent is free here, so the customer hears the
+    abandon message); a busy number is never answered."""
+    call_id = "out" + uuid.uuid4().hex[:12]
+    await world.ami.send_action(
+        originate(call_id, f"Local/{number}@world", attempt="1", lead="41", ring_timeout=20)
+    )
+    row = await world.logged(call_id + "-a")
+    assert (row.direction, row.status, row.number) == (Direction.OUT, status, number)
+    assert row.contact_id is None and row.recording_id is None
+    if status is CallStatus.ANSWERED:
+        assert row.duration_seconds is not None and row.duration_seconds > 1.0
+    world.outbound.add(call_id + "-a")
+
+
 # ------------------------------------------------------------------------------ the log
 
 
@@ -603,7 +628,7 @@ async def test_call_log_csv_matches_the_calls_made(world: World) -> None:
     exported = await dialerd_cli("calls", "list", "--db", db, "--csv", "-", "--tz", "UTC")
     rows = list(csv.DictReader(io.StringIO(exported)))
     by_id = {r["uniqueid"]: r for r in rows}
-    assert set(by_id) == set(world.made)
+    assert set(by_id) == set(world.made) | world.outbound
     stored = {r.uniqueid: r for r in await world.store.query_calls(CallFilter())}
     for linkedid, number in world.made.items():
         row, log = by_id[linkedid], stored[linkedid]
