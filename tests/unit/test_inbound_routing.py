@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from dialerd.cli import cli
 from dialerd.config.inbound import FallbackKind, InboundConfig, load_inbound
 from dialerd.config.loader import ConfigError
 from dialerd.inbound.routing import Plan, Step, plan_route
@@ -125,3 +127,27 @@ def test_config_errors_name_file_line_and_key(
     with pytest.raises(ConfigError) as exc:
         load_inbound(tmp_path)
     assert str(exc.value.issues[0]).startswith(f"{tmp_path.name}/{expected}"), str(exc.value)
+
+
+def test_inbound_cli_check_and_plan(tmp_path: Path) -> None:
+    """``dialerd inbound plan`` explains a route with the handlers' own code."""
+    (tmp_path / "inbound.yaml").write_text(
+        "employees:\n  alice: {extension: '2001', endpoint: PJSIP/2001}\n"
+        "  bob: {extension: '2002', endpoint: PJSIP/2002}\n"
+        "routes:\n  '085 000 0001': {strategy: hunt, members: ['2001', '2002'], step_timeout: 9,"
+        " fallback: {kind: queue, target: support}}\n"
+    )
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["inbound", "check", "--config", str(tmp_path)])
+    assert checked.exit_code == 0 and "OK (2 employee(s), 1 routed number(s))" in checked.output
+    plan = runner.invoke(
+        cli, ["inbound", "plan", "+31850000001", "--linked-agent", "bob", "--config", str(tmp_path)]
+    )
+    assert plan.output.splitlines() == [
+        "1. ring 2002 (PJSIP/2002) for 9 s",
+        "2. ring 2001 (PJSIP/2001) for 9 s",
+        "then: queue support",
+    ]
+    (tmp_path / "inbound.yaml").write_text("employees: {a: {extension: '1'}}\n")
+    bad = runner.invoke(cli, ["inbound", "check", "--config", str(tmp_path)])
+    assert bad.exit_code == 2 and "inbound.yaml:1: employees.a.endpoint" in bad.output
