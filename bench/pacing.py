@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from baselines.oracle import simulate_oracle
 from baselines.vicidial import VicidialAdaptive
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +40,10 @@ POLICIES: dict[str, Callable[[], Pacer]] = {
     "vicidial tapered": lambda: VicidialAdaptive("ADAPT_TAPERED"),
     "predictive": lambda: create_pacer("predictive"),
 }
-HOURS = {5: 8.0, 20: 3.0, 100: 1.0}  # fewer agents, longer shifts: same statistical weight
+# Fewer agents: longer shifts and more seeds, so each floor sees a comparable number of
+# live answers (the abandon rate of a 5-agent floor is noisy otherwise).
+HOURS = {5: 8.0, 20: 3.0, 100: 1.0}
+SEEDS = {5: 8, 20: 4, 100: 3}
 
 
 def grid(quick: bool) -> list[Scenario]:
@@ -56,8 +60,13 @@ def grid(quick: bool) -> list[Scenario]:
     return out
 
 
+ORACLE = "oracle (in-flight)"  # a reference that peeks at the simulator, see --oracle
+
+
 def run_one(job: tuple[Scenario, str, int]) -> Result:
     scenario, policy, seed = job
+    if policy == ORACLE:
+        return simulate_oracle(scenario, seed)
     return simulate(scenario, POLICIES[policy](), seed, policy)
 
 
@@ -102,14 +111,21 @@ def ceiling_row(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def verdict(rows: dict[str, dict[str, Any]], agents: int) -> dict[str, Any]:
-    """The issue's targets for one scenario, judged on the predictive row."""
+def verdict(rows: dict[str, dict[str, Any]], scenario: Scenario) -> dict[str, Any]:
+    """The issue's targets for one scenario, judged on the predictive row.
+
+    A relative target can be out of reach of any policy: progressive already at 0.90 of
+    the ceiling cannot be beaten by 1.25x.  Such targets are listed in `infeasible` (still
+    reported as missed when missed), judged from the ceiling itself.
+    """
     p, prog = rows["predictive"], rows["progressive"]
+    ceiling = scenario.ceiling
     out: dict[str, Any] = {
         "abandon_ok": p["abandon_rate"] <= 0.030 and p["abandon_max"] <= 0.040,
         "vs_progressive": p["occupancy"] / prog["occupancy"],
+        "infeasible": [],
     }
-    if agents >= 20:
+    if scenario.agents >= 20:
         # Compared with the HARD_LIMIT method: TAPERED ignores the cap until late in the
         # day (by design), so at 10-60x the abandon rate its occupancy is no yardstick.
         vici = rows["vicidial hard"]
@@ -119,9 +135,15 @@ def verdict(rows: dict[str, dict[str, Any]], agents: int) -> dict[str, Any]:
             out["vs_vicidial"] >= 1.15 and p["abandon_rate"] <= vici["abandon_rate"]
         )
         out["progressive_ok"] = out["vs_progressive"] >= 1.25
+        if ceiling < 1.15 * vici["occupancy"]:
+            out["infeasible"].append("vicidial_ok")
+        if ceiling < 1.25 * prog["occupancy"]:
+            out["infeasible"].append("progressive_ok")
     else:
         out["gain_pp"] = 100 * (p["occupancy"] - prog["occupancy"])
         out["small_ok"] = out["gain_pp"] >= 8.0 and out["vs_progressive"] >= 1.08
+        if ceiling < max(prog["occupancy"] + 0.08, 1.08 * prog["occupancy"]):
+            out["infeasible"].append("small_ok")
     return out
 
 
@@ -139,8 +161,10 @@ def plan_cost_us() -> float:
         calls_waiting=0,
     )
     pacer.plan(floor)
-    runs = 3000
-    best = min(timeit.repeat(lambda: pacer.plan(floor), number=runs, repeat=5))
+    # Many short repeats and the best one: on a shared machine a long repeat is almost
+    # always preempted, which measures the neighbours rather than plan().
+    runs = 200
+    best = min(timeit.repeat(lambda: pacer.plan(floor), number=runs, repeat=100))
     return best / runs * 1e6
 
 
@@ -152,12 +176,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small grid, short shifts")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of tables")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per scenario")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per scenario (all)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--oracle", action="store_true", help=f"add the '{ORACLE}' reference (not a baseline)"
+    )
     args = parser.parse_args()
-    seeds = args.seeds or (2 if args.quick else 4)
     scenarios = grid(args.quick)
-    jobs = [(sc, pol, seed) for sc in scenarios for pol in POLICIES for seed in range(seeds)]
+
+    def seeds(sc: Scenario) -> int:
+        return args.seeds or (2 if args.quick else SEEDS[sc.agents])
+
+    policies = [*POLICIES, *([ORACLE] if args.oracle else [])]
+    jobs = [(sc, pol, seed) for sc in scenarios for pol in policies for seed in range(seeds(sc))]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_one, jobs, chunksize=4))
     by_key: dict[tuple[str, str], list[Result]] = {}
@@ -165,6 +196,7 @@ def main() -> None:
         by_key.setdefault((sc.name, pol), []).append(res)
     cost = plan_cost_us()
     console = Console(width=150)
+    tally: dict[str, list[int]] = {}  # target -> [met, judged, out of reach]
     summary = Table(title="Predictive vs targets (per scenario)")
     for col in (
         "scenario",
@@ -178,9 +210,9 @@ def main() -> None:
     ):
         summary.add_column(col, justify="right" if col != "scenario" else "left")
     for sc in scenarios:
-        rows = {pol: summarise(sc, pol, by_key[(sc.name, pol)]) for pol in POLICIES}
+        rows = {pol: summarise(sc, pol, by_key[(sc.name, pol)]) for pol in policies}
         rows["ceiling"] = ceiling_row(sc)
-        judged = verdict(rows, sc.agents)
+        judged = verdict(rows, sc)
         if args.json:
             for row in rows.values():
                 print(
@@ -189,7 +221,7 @@ def main() -> None:
                     )
                 )
             continue
-        table = Table(title=f"{sc.name}  ({seeds} seeds x {sc.duration / 3600:g} h)")
+        table = Table(title=f"{sc.name}  ({seeds(sc)} seeds x {sc.duration / 3600:g} h)")
         for col in (
             "policy",
             "occupancy",
@@ -214,8 +246,17 @@ def main() -> None:
             )
         console.print(table)
         p = rows["predictive"]
-        met = [k for k, v in judged.items() if k.endswith("_ok") and v]
-        missed = [k for k, v in judged.items() if k.endswith("_ok") and not v]
+        for key, ok in judged.items():
+            if key.endswith("_ok"):
+                counts = tally.setdefault(key, [0, 0, 0])
+                counts[0] += bool(ok)
+                counts[1] += 1
+                counts[2] += key in judged["infeasible"]
+        missed = [
+            k + (" (infeasible)" if k in judged["infeasible"] else "")
+            for k, v in judged.items()
+            if k.endswith("_ok") and not v
+        ]
         summary.add_row(
             sc.name,
             f"{p['abandon_rate']:.2%}",
@@ -224,12 +265,14 @@ def main() -> None:
             fmt(judged.get("vs_vicidial"), ".2f"),
             f"{judged['vs_progressive']:.2f}",
             fmt(judged.get("gain_pp"), ".1f"),
-            "all" if not missed else "missed: " + ",".join(missed) if met or missed else "",
+            "all" if not missed else "missed: " + ", ".join(missed),
         )
     if args.json:
         print(json.dumps({"plan_cost_us": cost, "agents": 100, "calls_in_flight": 300}))
         return
     console.print(summary)
+    for key, (met, judged_n, unreachable) in tally.items():
+        console.print(f"{key}: met in {met}/{judged_n} scenarios ({unreachable} out of reach)")
     console.print(f"predictive plan(): {cost:.1f} µs per call at 100 agents / 300 in flight")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -307,6 +307,35 @@ async def test_r_sub_4_no_notice_when_credit_suffices_or_no_auto_renew(books: Bo
     assert (await books.service.tick(at("2026-02-25"))).short_notices == []
 
 
+async def test_r_sub_4_warning_counts_renewals_due_earlier_on_the_same_account(
+    books: Books,
+) -> None:
+    """30.00 left pays one 25.00 renewal, not two: only the later one is warned."""
+    await books.service.put_user("out2", "std", UserType.OUTSIDE_SALES, "o2@example.org")
+    await books.service.add_credit("std", 2 * 2500 + 3000, "x", at("2026-01-31"))
+    first = await books.service.subscribe("out", Plan.MONTH, at("2026-01-31"), auto_renew=True)
+    second = await books.service.subscribe("out2", Plan.MONTH, at("2026-01-31"), auto_renew=True)
+    report = await books.service.tick(at("2026-02-25"))
+    assert report.short_notices == [second.id]
+    async with books.conn.execute(
+        "SELECT body FROM billing_notices WHERE user_id = 'out2' ORDER BY id DESC LIMIT 1"
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    assert "needs 25.00 EUR after 25.00 EUR for renewals due before it" in row[0]
+    end = await books.service.tick(at("2026-02-28"))
+    assert (len(end.renewed), end.not_renewed) == (1, [second.id])
+    assert first.id in end.ended
+
+
+async def test_r_sub_4_no_warning_when_a_booked_term_takes_over(books: Books) -> None:
+    await books.service.add_credit("std", 2500 + 2500, "x", at("2026-01-31"))
+    await books.service.subscribe("out", Plan.MONTH, at("2026-01-31"), auto_renew=True)
+    await books.service.subscribe("out", Plan.MONTH, at("2026-01-31"), starts_on=date(2026, 2, 28))
+    assert await books.credit("std") == 0
+    assert (await books.service.tick(at("2026-02-25"))).short_notices == []
+
+
 async def test_r_sub_4_future_subscription_becomes_current_on_its_start_and_can_be_deleted(
     books: Books,
 ) -> None:
@@ -404,3 +433,13 @@ async def test_r_sub_5_user_without_subscription_gets_a_clear_message(books: Boo
         assert not login.allowed
         assert "no subscription" in login.message
         assert not (await books.gate.charge_attempt(user, at("2026-01-01"))).charged
+
+
+async def test_gate_converts_aware_times_to_local_days(books: Books) -> None:
+    """The floor may pass an aware datetime; billing works in naive local time."""
+    await books.service.add_credit("cc", 1000, "x", at("2026-01-01"))
+    await books.service.subscribe("tm", Plan.ATTEMPT, at("2026-01-01"), amount_cents=70)
+    aware = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    assert (await books.gate.charge_attempt("tm", aware)).charged
+    [entry] = [e for e in await books.service.store.ledger(user_id="tm") if e.kind == "attempt"]
+    assert entry.at == aware.astimezone().replace(tzinfo=None).isoformat()

@@ -239,6 +239,12 @@ def _call_id_of(linkedid: str | None) -> str | None:
     return None
 
 
+def _succeeded(originate_response: Event) -> bool:
+    return (originate_response.get("Response") or "").lower() == "success" or _int(
+        originate_response.get("Reason")
+    ) == _REASON_ANSWERED
+
+
 def _elapsed(start: float | None, end: float | None) -> float | None:
     if start is None or end is None:
         return None
@@ -256,6 +262,7 @@ class CallTracker:
         self._calls: dict[str, _Call] = {}
         self._by_action: dict[str, str] = {}
         self._ended: dict[str, None] = {}  # insertion-ordered set
+        self._orphans: dict[str, Event] = {}  # OriginateResponses of not-yet-known calls
 
     # ------------------------------------------------------------------ queries
     @property
@@ -298,6 +305,10 @@ class CallTracker:
             if not variables.get("DIALERD_ATTEMPT"):
                 return []
             call = self._calls[call_id] = _Call(call_id)
+            orphan = self._orphans.pop(call_id, None)
+            if orphan is not None and not _succeeded(orphan):
+                call.originate_reason = _int(orphan.get("Reason"))
+                call.originate_failed = True  # ends it once its legs are gone
         if not call.announced:
             call.vars_from(event.variables())
             call.announced = True
@@ -363,16 +374,25 @@ class CallTracker:
             call_id = self._by_action.get(event.action_id or "")
         call = self._calls.get(call_id) if call_id else None
         if call is None:
+            # Not (yet) known as ours: a call adopted from its channel variables may only
+            # show them after its OriginateResponse. Keep the response for that moment.
+            orphan_id = _call_id_of(event.get("Uniqueid"))
+            if orphan_id is not None:
+                self._orphans[orphan_id] = event
+                if len(self._orphans) > self.ENDED_MEMORY:
+                    del self._orphans[next(iter(self._orphans))]
             return []
+        return self._apply_originate_response(call, event)
+
+    def _apply_originate_response(self, call: _Call, event: Event) -> list[CallEvent]:
         at = _ts(event)
         out: list[CallEvent] = []
         if not call.announced:
             call.announced = True
             call.started_at = at
             out.append(CallOriginated(call.call_id, at, call.lead, call.attempt, call.campaign))
-        reason = _int(event.get("Reason"))
-        call.originate_reason = reason
-        if (event.get("Response") or "").lower() == "success" or reason == _REASON_ANSWERED:
+        call.originate_reason = _int(event.get("Reason"))
+        if _succeeded(event):
             out.extend(self._answered(call, at))
         else:
             call.originate_failed = True

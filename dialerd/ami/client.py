@@ -262,12 +262,11 @@ class AMIClient:
         return self._session is not None and self._session.alive and self._connected.is_set()
 
     async def close(self) -> None:
-        """Log off (best effort) and stop reconnecting."""
+        """Stop reconnecting and close the connection.
+
+        No Logoff: Asterisk answers it by closing first, which leaves its listening port's
+        side in TIME_WAIT; closing from our side costs nothing and loses nothing."""
         self._stop.set()
-        session = self._session
-        if session is not None and self.connected:
-            with contextlib.suppress(AMIError, OSError, TimeoutError):
-                await self._request(session, Action("Logoff"), 1.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

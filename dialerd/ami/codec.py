@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -59,8 +58,6 @@ MAX_LINE: Final = 1024
 MAX_HEADERS: Final = 128
 # A frame with no end in sight is not AMI: bound memory against a runaway peer.
 MAX_FRAME: Final = 4 * 1024 * 1024
-
-_FRAME_END = re.compile(rb"\r?\n\r?\n")
 
 
 class ProtocolError(Exception):
@@ -99,28 +96,59 @@ class Closed:
     """The peer closed the connection (after every complete frame was delivered)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Message:
     """One AMI frame: its headers in wire order, repeated names kept (Variable, Output...).
 
     Header lookup is case-insensitive, as Asterisk's own is; the first occurrence wins
     for `get`, `get_all` returns every value in order.
+
+    A frame from the wire keeps its decoded text and reads headers on demand: `get` of a
+    header written the usual `Name: value` way is one substring search, and the full
+    header list is parsed only when something needs it (`headers`, `get_all`, a lookup in
+    another letter case). Most consumers read a handful of headers of each event, so this
+    is where the codec's speed comes from.
     """
 
-    headers: tuple[tuple[str, str], ...]
-    _index: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    __slots__ = ("_headers", "_lower", "_text")
 
-    def __post_init__(self) -> None:
-        index = self._index
-        for name, value in self.headers:
-            index.setdefault(name, value)
-            index.setdefault(name.lower(), value)
+    def __init__(self, headers: tuple[tuple[str, str], ...] = (), *, _text: str | None = None):
+        # _text: "\n" + the frame's lines joined by "\n" + "\n" (codec-internal)
+        self._headers: tuple[tuple[str, str], ...] | None = None if _text is not None else headers
+        self._text = _text
+        self._lower: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        parsed = self._headers
+        if parsed is None:
+            assert self._text is not None
+            parsed = self._headers = tuple(_parse_lines(self._text))
+        return parsed
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Message)
+            and type(other) is type(self)
+            and other.headers == self.headers
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.headers))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(headers={self.headers!r})"
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        index = self._index
-        value = index.get(name)
-        if value is None:
-            value = index.get(name.lower())
+        text = self._text
+        if text is not None:
+            start = text.find(f"\n{name}: ")
+            if start >= 0:
+                start += len(name) + 3
+                return text[start : text.index("\n", start)]
+        lower = self._lower
+        if lower is None:
+            lower = self._lower = {k.lower(): v for k, v in reversed(self.headers)}
+        value = lower.get(name.lower())
         return default if value is None else value
 
     def __getitem__(self, name: str) -> str:
@@ -149,9 +177,25 @@ class Message:
         return self.get("ActionID")
 
 
-@dataclass(frozen=True, slots=True)
+def _parse_lines(text: str) -> list[tuple[str, str]]:
+    """Every `Name: value` line of a frame's text, in order. A line without a header
+    name is logged and dropped (the frame itself stays usable); `Name:value` and `Name:`
+    are read as Asterisk would."""
+    headers: list[tuple[str, str]] = []
+    for raw_line in text.split("\n"):
+        line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
+        name, sep, value = line.partition(":")
+        if sep and name:
+            headers.append((name, value[1:] if value.startswith(" ") else value))
+        elif line.strip():
+            log.warning("AMI: ignoring a line with no header name: %r", line[:200])
+    return headers
+
+
 class Response(Message):
     """The reply to an action we sent (`Response: Success|Error|Goodbye|Follows`)."""
+
+    __slots__ = ()
 
     @property
     def status(self) -> str:
@@ -171,9 +215,10 @@ class Response(Message):
         return (self.get("EventList") or "").lower() == "start"
 
 
-@dataclass(frozen=True, slots=True)
 class Event(Message):
     """An event pushed by Asterisk (`Event: Newchannel`...)."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -242,6 +287,7 @@ class AMIConnection:
         self._scan_from = 0
         self._frames: deque[bytes] = deque()
         self._banner_seen = False
+        self._held_cr = False
         self._eof = False
         self._closed_reported = False
         self.skipped_frames = 0
@@ -251,15 +297,28 @@ class AMIConnection:
 
     # ------------------------------------------------------------------ receiving
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes from the peer; `b""` means the peer closed (EOF)."""
+        """Feed bytes from the peer; `b""` means the peer closed (EOF).
+
+        Line ends are normalised here, on bytes (CRLF -> LF, one C-level pass; a CR at
+        the end of a read waits for the next one), so framing is a plain split on a
+        blank line whatever mix of CRLF and bare LF the peer sends."""
         if self._eof:
             if data:
                 raise RuntimeError("receive_data after EOF")
             return
         if not data:
+            if self._held_cr:
+                self._buf += b"\r"
+                self._held_cr = False
             self._eof = True
             return
-        self._buf += data
+        if self._held_cr:
+            data = b"\r" + data
+            self._held_cr = False
+        if data[-1:] == b"\r":
+            data = data[:-1]
+            self._held_cr = True
+        self._buf += data.replace(b"\r\n", b"\n")
 
     def _split(self) -> None:
         """Move every complete frame from the buffer to the frame queue."""
@@ -271,35 +330,26 @@ class AMIConnection:
             self._frames.append(bytes(buf[: nl + 1]))
             del buf[: nl + 1]
             self._scan_from = 0
-        start = 0
-        pos = self._scan_from
-        frames = self._frames
-        search = _FRAME_END.search
-        while True:
-            m = search(buf, pos)
-            if m is None:
-                break
-            end = m.start()
-            if end > start:
-                frames.append(bytes(buf[start:end]))
-            start = pos = m.end()
-        if start:
-            del buf[:start]
-        if len(buf) > MAX_FRAME:
-            log.warning("AMI: dropping %d bytes without a frame end", len(buf))
-            self.skipped_frames += 1
-            del buf[:]
-        # A CRLFCRLF may straddle this read and the next: rescan the last 3 bytes.
-        self._scan_from = max(0, len(buf) - 3)
+        if buf.find(b"\n\n", self._scan_from) < 0:
+            if len(buf) > MAX_FRAME:
+                log.warning("AMI: dropping %d bytes without a frame end", len(buf))
+                self.skipped_frames += 1
+                del buf[:]
+            self._scan_from = max(0, len(buf) - 1)  # a blank line may straddle two reads
+            return
+        pieces = bytes(buf).split(b"\n\n")
+        self._buf = bytearray(pieces.pop())  # the incomplete tail
+        self._scan_from = 0
+        self._frames.extend(filter(None, pieces))
 
     def next_event(self) -> Banner | Response | Event | Closed | _NeedData:
         """The next complete frame, `NEED_DATA`, or `Closed` once after EOF."""
+        frames = self._frames
         while True:
-            if not self._frames:
+            if not frames:
                 self._split()
-            if self._frames:
-                raw = self._frames.popleft()
-                item = self._parse(raw)
+            if frames:
+                item = self._parse(frames.popleft())
                 if item is not None:
                     return item
                 continue
@@ -321,38 +371,34 @@ class AMIConnection:
             if "Call Manager" not in line:
                 raise RemoteProtocolError(f"not an AMI banner: {line[:80]!r}")
             return Banner(line)
-        headers: list[tuple[str, str]] = []
-        for line in text.split("\n"):
-            if line and line[-1] == "\r":
-                line = line[:-1]
-            name, sep, value = line.partition(":")
-            if not sep or not name:
-                if line.strip():
-                    log.warning("AMI: ignoring a line with no header name: %r", line[:200])
-                continue
-            if value and value[0] == " ":
-                value = value[1:]
-            headers.append((name, value))
-        if not headers:
-            return None
-        first = headers[0][0]
-        if first == "Event" or first.lower() == "event":
-            event = Event(tuple(headers))
-            aid = event.get("ActionID")
-            if aid is not None and aid in self.open_lists and event.completes_list:
-                self.open_lists.discard(aid)
+        if text.startswith("Event: "):  # the hot path: no list open, nothing to check
+            event = Event(_text=f"\n{text}\n")
+            if self.open_lists:
+                self._check_list_end(event)
             return event
-        if first == "Response" or first.lower() == "response":
-            response = Response(tuple(headers))
+        text = text.lstrip("\n")
+        kind = text.partition("\n")[0].partition(":")[0].strip().lower()
+        if kind == "event":
+            event = Event(_text=f"\n{text}\n")
+            self._check_list_end(event)
+            return event
+        if kind == "response":
+            response = Response(_text=f"\n{text}\n")
             aid = response.get("ActionID")
             if aid is not None:
                 self.pending.discard(aid)
                 if response.starts_list:
                     self.open_lists.add(aid)
             return response
-        log.warning("AMI: skipping a frame that is neither event nor response: %r", raw[:200])
-        self.skipped_frames += 1
+        if text.strip():
+            log.warning("AMI: skipping a frame that is neither event nor response: %r", raw[:200])
+            self.skipped_frames += 1
         return None
+
+    def _check_list_end(self, event: Event) -> None:
+        aid = event.get("ActionID")
+        if aid is not None and aid in self.open_lists and event.completes_list:
+            self.open_lists.discard(aid)
 
     # ------------------------------------------------------------------ sending
     def send(self, action: Action) -> bytes:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 from dialerd.ami.calls import CallEvent, CallTracker
-from dialerd.ami.client import AMIClient, AMIError, Connected, Disconnected
+from dialerd.ami.client import AMIClient, AMIError, Connected, Disconnected, Subscription
 from dialerd.ami.codec import Action, Event
 
 log = logging.getLogger(__name__)
@@ -21,12 +21,18 @@ log = logging.getLogger(__name__)
 __all__ = ["follow_calls"]
 
 
-async def follow_calls(client: AMIClient, tracker: CallTracker) -> AsyncIterator[CallEvent]:
-    """Yield the tracker's call events for as long as the client runs.
+def follow_calls(client: AMIClient, tracker: CallTracker) -> AsyncIterator[CallEvent]:
+    """The tracker's call events for as long as the client runs.
 
-    Subscribe before `client.start()` (or pass a fresh client) so no event is missed.
+    Subscribes at once (not at the first iteration), so calling this before
+    `client.start()` guarantees the first `Connected` and every event after it are seen.
     """
-    sub = client.subscribe()
+    return _follow(client, tracker, client.subscribe())
+
+
+async def _follow(
+    client: AMIClient, tracker: CallTracker, sub: Subscription
+) -> AsyncIterator[CallEvent]:
     try:
         async for item in sub:
             if isinstance(item, Event):

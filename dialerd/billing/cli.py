@@ -29,7 +29,7 @@ from dialerd.billing.rules import (
     parse_money,
     parse_period,
 )
-from dialerd.billing.service import BillingService
+from dialerd.billing.service import BillingService, local_time
 from dialerd.mail import MailConfig, Mailer, MailError
 from dialerd.store.billing import BillingStore
 from dialerd.store.db import SchemaTooNew, open_db
@@ -42,7 +42,7 @@ def _parse_now(text: str | None) -> datetime:
     if text is None:
         return datetime.now().replace(microsecond=0)
     try:
-        return datetime.fromisoformat(text)
+        return local_time(datetime.fromisoformat(text))
     except ValueError:
         raise click.BadParameter(f"not a date or date-time: {text!r}", param_hint="--now") from None
 

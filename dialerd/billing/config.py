@@ -90,7 +90,9 @@ def config_from_mapping(data: dict[str, Any] | None, source: str = "<config>") -
         return BillingConfig.model_validate({**data, "prices": merged})
     except ValidationError as exc:
         problems = "; ".join(
-            f"billing.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"billing.{'.'.join(str(p) for p in err['loc'])}: "
+            + str(err["msg"]).removeprefix("Value error, ")
+            for err in exc.errors()
         )
         raise BillingInputError(f"{source}: {problems}") from None
 

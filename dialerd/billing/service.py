@@ -439,8 +439,9 @@ class BillingService:
                 for sub in due:
                     await self._end_term(sub, now, report)
             horizon = today + timedelta(days=self.config.renewal_notice_days)
+            claimed: Counter[str] = Counter()
             for sub in await self.store.period_subscriptions_ending_by(horizon):
-                await self._maybe_warn(sub, now, report)
+                await self._maybe_warn(sub, now, report, claimed)
         return report
 
     async def _end_term(self, sub: Subscription, now: datetime, report: TickReport) -> None:
@@ -458,14 +459,9 @@ class BillingService:
             return
         user = await self.store.get_user(sub.user_id)
         renewal = self._renewal(sub)
-        others = await self.store.subscriptions(user_id=sub.user_id, active_only=True)
-        booked = any(
-            overlaps(renewal.starts_on, renewal.ends_on, o.starts_on, o.ends_on) for o in others
-        )
         account = await self._account(sub.account_id)
-        # A subscription already booked for that time takes over (R-SUB-4 future ones);
-        # without the credit the term simply ends (the user was warned, _maybe_warn).
-        if user is None or booked or account.credit_cents < _cost(renewal):
+        # Without the credit the term simply ends (the user was warned, _maybe_warn).
+        if user is None or await self._booked(renewal) or account.credit_cents < _cost(renewal):
             report.not_renewed.append(sub.id)
             return
         new = await self._create(renewal, user, now, "renew")
@@ -487,26 +483,42 @@ class BillingService:
             auto_renew=True, renewed_from=sub.id,
         )  # fmt: skip
 
-    async def _maybe_warn(self, sub: Subscription, now: datetime, report: TickReport) -> None:
+    async def _booked(self, renewal: NewSubscription) -> bool:
+        """Is another subscription already booked for the renewal's term? Then that one
+        takes over (R-SUB-4 future subscriptions) and there is nothing to renew."""
+        others = await self.store.subscriptions(user_id=renewal.user_id, active_only=True)
+        return any(
+            overlaps(renewal.starts_on, renewal.ends_on, o.starts_on, o.ends_on) for o in others
+        )
+
+    async def _maybe_warn(
+        self, sub: Subscription, now: datetime, report: TickReport, claimed: Counter[str]
+    ) -> None:
+        """Warn once if the credit cannot pay this renewal after the renewals due before it
+        on the same account (`claimed`, in end-date order) have taken theirs."""
         assert sub.ends_on is not None
         today = now.date()
-        if (
-            not sub.auto_renew
-            or sub.notice_sent_on is not None
-            or not renewal_notice_due(sub.ends_on, today, self.config.renewal_notice_days)
+        if not sub.auto_renew or not renewal_notice_due(
+            sub.ends_on, today, self.config.renewal_notice_days
         ):
             return
-        needed = _cost(self._renewal(sub))
-        account = await self._account(sub.account_id)
-        if account.credit_cents >= needed:
+        renewal = self._renewal(sub)
+        if await self._booked(renewal):
             return
+        needed = _cost(renewal)
+        claimed[sub.account_id] += needed
+        account = await self._account(sub.account_id)
+        if sub.notice_sent_on is not None or account.credit_cents >= claimed[sub.account_id]:
+            return
+        before = claimed[sub.account_id] - needed
+        earlier = f" after {format_money(before)} EUR for renewals due before it" if before else ""
         user = await self.store.get_user(sub.user_id)
         await self.store.add_notice(
             sub.user_id, user.email if user else None,
             "Not enough credit to renew your dialer subscription",
             f"Hello {sub.user_id},\n\nYour {sub.plan} subscription #{sub.id} ends on "
-            f"{sub.ends_on}. Renewing it needs {format_money(needed)} EUR but the account "
-            f"{sub.account_id} has {format_money(account.credit_cents)} EUR credit.\n"
+            f"{sub.ends_on}. Renewing it needs {format_money(needed)} EUR{earlier} but the "
+            f"account {sub.account_id} has {format_money(account.credit_cents)} EUR credit.\n"
             "Ask your administrator to add credit, or the subscription will end.\n",
             now,
         )  # fmt: skip
@@ -566,10 +578,16 @@ class BillingGate:
         self._service = service
 
     async def may_log_in(self, user_id: str, now: datetime) -> Decision:
-        return await self._service.may_take_calls(user_id, now)
+        return await self._service.may_take_calls(user_id, local_time(now))
 
     async def charge_attempt(self, user_id: str, now: datetime) -> AttemptCharge:
-        return await self._service.charge_attempt(user_id, now)
+        return await self._service.charge_attempt(user_id, local_time(now))
 
     async def may_record(self, user_id: str, now: datetime) -> Decision:
-        return await self._service.may_record(user_id, now)
+        return await self._service.may_record(user_id, local_time(now))
+
+
+def local_time(now: datetime) -> datetime:
+    """Billing days are the floor's local days and the ledger stores naive local time, so
+    an aware datetime (e.g. UTC from the event loop's clock) is converted, not mixed in."""
+    return now.astimezone().replace(tzinfo=None) if now.tzinfo is not None else now

@@ -30,6 +30,7 @@ class CallInFlight:
     attempt_id: str
     launched: float
     phase: CallPhase = CallPhase.DIALING
+    picked_up: float | None = None
     answered: float | None = None
     connected: float | None = None
     agent_id: str | None = None
@@ -49,6 +50,12 @@ class CampaignFloor:
     # ------------------------------------------------------------------ events
     def launched(self, attempt_id: str, now: float) -> None:
         self.calls[attempt_id] = CallInFlight(attempt_id, now)
+
+    def picked_up(self, attempt_id: str, now: float) -> None:
+        """The callee's line answered; with AMD the verdict (human or not) follows."""
+        call = self.calls.get(attempt_id)
+        if call is not None and call.picked_up is None:
+            call.picked_up = now
 
     def live_answer(self, attempt_id: str, now: float) -> None:
         """A human answered (AMD said HUMAN, or no AMD): the 2-second clock starts."""
@@ -96,9 +103,15 @@ class CampaignFloor:
 
     @staticmethod
     def _outcome(call: CallInFlight, now: float, result: str, *, abandoned: bool) -> DialOutcome:
-        ring_end = call.answered if call.answered is not None else now
+        pickup = call.picked_up if call.picked_up is not None else call.answered
+        ring_end = pickup if pickup is not None else now
+        screened = call.answered - pickup if call.answered is not None and pickup else 0.0
         return DialOutcome(
-            at=now, ring_seconds=ring_end - call.launched, result=result, abandoned=abandoned
+            at=now,
+            ring_seconds=ring_end - call.launched,
+            result=result,
+            abandoned=abandoned,
+            amd_seconds=max(0.0, screened),
         )
 
     # ------------------------------------------------------------------ views

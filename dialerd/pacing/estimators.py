@@ -28,26 +28,29 @@ _LN2 = math.log(2.0)
 _CALL_BINS = 120  # seconds of dialing phase the call tables cover (ring timeouts are shorter)
 _AGENT_BINS = 1800  # beyond 30 min into a call the residual-life estimate stops changing
 _WRAP_QUANTILES = 5
+MIN_MEMORY = 100.0  # outcomes; tuned on the bench grid (250 lagged behind drifting lists)
 
 
 @dataclass(frozen=True, slots=True)
 class Tables:
     """Per-second lookup tables indexed by `int(elapsed)`; the last entry covers the rest.
 
-    `call_mean[e]`: probability that a call dialing for e s becomes a live answer.
-    `talk_mean[e]` / `wrap_mean[e]`: probability that an agent talking / wrapping for e s
-    is free within the answer horizon plus the connect deadline.  The `_var`
-    twins hold p(1-p) so the variance of each Bernoulli sum is one more sum.
+    `calls[e]`: a call dialing for e s ends as a live answer.  `talk[e]` / `wrap[e]`: an
+    agent talking / wrapping for e s is free within the answer horizon plus the connect
+    deadline.  Each entry is a Bernoulli packed as complex(p, p(1-p)), so one C-level
+    `sum` over the floor yields both the mean and the variance of the count.
     """
 
     horizon: float
-    new_call_mean: float
-    call_mean: list[float]
-    call_var: list[float]
-    talk_mean: list[float]
-    talk_var: list[float]
-    wrap_mean: list[float]
-    wrap_var: list[float]
+    new_call: float
+    calls: list[complex]
+    talk: list[complex]
+    wrap: list[complex]
+
+
+def bernoullis(probabilities: list[float]) -> list[complex]:
+    """Pack each probability with its variance (see `Tables`)."""
+    return [complex(p, p * (1.0 - p)) for p in probabilities]
 
 
 class OutcomeModel:
@@ -78,8 +81,8 @@ class OutcomeModel:
         gap = max(0.0, at - self._last_at)
         self._last_at = max(self._last_at, at)
         self._gap = gap if self._gap == 0.0 else 0.98 * self._gap + 0.02 * gap
-        # Keep at least ~250 outcomes of memory so a small team's estimate is not noise.
-        half_life = max(self.adapt_seconds, 250.0 * self._gap)
+        # A thin list (small team) keeps ~MIN_MEMORY outcomes of memory, or it chases noise.
+        half_life = max(self.adapt_seconds, MIN_MEMORY * self._gap)
         decay = math.exp(-_LN2 * gap / half_life)
         self._w = self._w * decay + 1.0
         self._w2 = self._w2 * decay * decay + 1.0
@@ -232,11 +235,6 @@ def _residual_table(km: _Survival, extra: Sequence[float], within: float) -> lis
                 done += alive - _survival_at(km, limit)
         table[e] = done / (alive * len(extra))
     return table
-
-
-def variances(means: list[float]) -> list[float]:
-    """p(1-p) per entry: the variance of the Bernoulli each table entry describes."""
-    return [m * (1.0 - m) for m in means]
 
 
 def _cdf(hist: list[float]) -> list[float]:

@@ -6,6 +6,7 @@ mutated behind the caller's back, and so the simulator and the daemon can share 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +64,9 @@ class DialOutcome:
             )
         if self.abandoned and self.result != "human":
             raise ValueError("DialOutcome.abandoned is only meaningful for result 'human'")
+        _check_durations(
+            "DialOutcome", ring_seconds=self.ring_seconds, amd_seconds=self.amd_seconds
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,18 @@ class AgentCycle:
     at: float
     talk_seconds: float
     wrap_seconds: float
+
+    def __post_init__(self) -> None:
+        _check_durations(
+            "AgentCycle", talk_seconds=self.talk_seconds, wrap_seconds=self.wrap_seconds
+        )
+
+
+def _check_durations(kind: str, **durations: float) -> None:
+    """Durations feed the estimators; a NaN or negative one would poison them silently."""
+    for name, value in durations.items():
+        if not (math.isfinite(value) and value >= 0.0):
+            raise ValueError(f"{kind}.{name} must be a finite number >= 0, got {value!r}")
 
 
 class Pacer(Protocol):

@@ -1,19 +1,21 @@
 """The predictive policy: launch while the marginal call's abandon risk is within budget.
 
-At each `plan` the policy looks one *horizon* ahead (the median time a live answer takes
-to leave the dialing phase).  Supply is the agents that will be free by then plus the
-connect deadline: ready agents count 1, busy ones their residual-life probability.
-Demand is the live answers that will need an agent by then: waiting calls count 1, each
-dialing call its hazard-conditioned probability, each new launch the unconditional one.
-Both are sums of Bernoullis, so a normal approximation (plus the uncertainty of the
-estimated live rate) gives the chance that one more launch finds no agent.  Calls are
-launched while that marginal risk is below `risk`, and `risk` itself is steered by a
-slow feedback loop that spends what is left of the abandon budget over the regulators'
-rolling windows (30 days FCC-style, 24 hours Ofcom-style).
+Demand is every live answer the floor can still expect: waiting calls count 1, each
+dialing call the probability that a call which has been dialing that long ends as a live
+answer (survival-conditioned: the hazard view), each new launch the current live rate.
+Supply is the agents free within the *answer horizon* (the 75th percentile of how long
+a live answer takes to leave the dialing phase) plus the connect deadline: ready agents
+count 1, talking and wrapping ones their residual-life probability.  Both are sums of
+Bernoullis, so a normal approximation (plus the uncertainty of the estimated live rate)
+gives the chance that one more launch finds no agent.  Calls are launched while that
+marginal risk is below `risk`, and `risk` itself is steered by a slow feedback loop that
+spends what is left of the abandon budget over the regulators' rolling windows (30 days
+FCC-style, 24 hours Ofcom-style).
 
-Safety does not depend on the model being right: cold start and thin data dial
-progressively, the model may only add calls on top of progressive, and the in-flight
-ceiling (`max_ratio`) caps everything.
+Safety does not depend on the model being right: cold start dials progressively, the
+model may only add calls on top of progressive (so a small or unpredictable floor falls
+back towards progressive as the variance terms grow), and the in-flight ceiling
+(`max_ratio`) caps everything.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
-from dialerd.pacing.estimators import CycleModel, Ledger, OutcomeModel, Tables, variances
+from dialerd.pacing.estimators import CycleModel, Ledger, OutcomeModel, Tables, bernoullis
 from dialerd.pacing.model import AgentCycle, DialOutcome, Floor
 from dialerd.pacing.settings import Settings
 from dialerd.pacing.simple import progressive_count, room
@@ -105,45 +107,23 @@ class PredictivePacer:
         )
 
     def _current_tables(self, floor: Floor) -> Tables:
-        now = floor.now
         """Rebuild the lookup tables when new data arrived, at most every few seconds."""
-        old = self._tables
-        calls_due = old is None or (
-            self._new_outcomes and now - self._calls_built >= CALL_REBUILD_SECONDS
-        )
-        agents_due = old is None or (
-            self._new_cycles and now - self._agents_built >= AGENT_REBUILD_SECONDS
-        )
-        if old is not None and not calls_due and not agents_due:
-            return old
-        horizon = self.outcomes.live_quantile(HORIZON_QUANTILE)
-        if calls_due or old is None:
+        now, old = floor.now, self._tables
+        if old is None or (self._new_outcomes and now - self._calls_built >= CALL_REBUILD_SECONDS):
+            horizon = self.outcomes.live_quantile(HORIZON_QUANTILE)
             call_mean, new_call = self.outcomes.call_tables()
-            call_var = variances(call_mean)
+            calls = bernoullis(call_mean)
             self._calls_built, self._new_outcomes = now, False
         else:
-            horizon, call_mean, call_var, new_call = (
-                old.horizon,
-                old.call_mean,
-                old.call_var,
-                old.new_call_mean,
-            )
-        if agents_due or old is None:
-            talk, wrap = self.cycles.agent_tables(
-                horizon + self.settings.connect_deadline, floor.agents_talking
-            )
-            talk_var, wrap_var = variances(talk), variances(wrap)
+            horizon, new_call, calls = old.horizon, old.new_call, old.calls
+        if old is None or (self._new_cycles and now - self._agents_built >= AGENT_REBUILD_SECONDS):
+            within = horizon + self.settings.connect_deadline
+            talk_p, wrap_p = self.cycles.agent_tables(within, floor.agents_talking)
+            talk, wrap = bernoullis(talk_p), bernoullis(wrap_p)
             self._agents_built, self._new_cycles = now, False
         else:
-            talk, talk_var, wrap, wrap_var = (
-                old.talk_mean,
-                old.talk_var,
-                old.wrap_mean,
-                old.wrap_var,
-            )
-        self._tables = Tables(
-            horizon, new_call, call_mean, call_var, talk, talk_var, wrap, wrap_var
-        )
+            talk, wrap = old.talk, old.wrap
+        self._tables = Tables(horizon, new_call, calls, talk, wrap)
         return self._tables
 
     def plan(self, floor: Floor) -> int:
@@ -152,14 +132,14 @@ class PredictivePacer:
         if limit <= base or not self._warm(floor):
             return base
         t = self._current_tables(floor)
-        m0 = t.new_call_mean
+        m0 = t.new_call
         if m0 <= 0.0:
             return base
-        demand, demand_var = _sums(t.call_mean, t.call_var, floor.calls_dialing)
-        talk, talk_var = _sums(t.talk_mean, t.talk_var, floor.agents_talking)
-        wrap, wrap_var = _sums(t.wrap_mean, t.wrap_var, floor.agents_wrapping)
-        headroom = floor.agents_ready + talk + wrap - floor.calls_waiting - demand - 0.5
-        variance = demand_var + talk_var + wrap_var
+        calls = _lookup(t.calls, floor.calls_dialing)
+        supply = _lookup(t.talk, floor.agents_talking) + _lookup(t.wrap, floor.agents_wrapping)
+        demand = calls.real
+        headroom = floor.agents_ready + supply.real - floor.calls_waiting - demand - 0.5
+        variance = calls.imag + supply.imag
         rel = self.outcomes.live_rate_rel_var
         z = self._z
         v0 = m0 * (1.0 - m0)
@@ -182,12 +162,15 @@ class PredictivePacer:
         return max(base, min(limit, low + 1))
 
 
-def _sums(mean: list[float], var: list[float], elapsed: Sequence[float]) -> tuple[float, float]:
-    """Sum of table entries at each elapsed time: two C-level passes, no Python loop."""
+def _lookup(table: list[complex], elapsed: Sequence[float]) -> complex:
+    """Sum of table entries at each elapsed time: C-level passes, no Python loop."""
     if not elapsed:
-        return 0.0, 0.0
-    index = list(map(int, elapsed))
-    last = len(mean) - 1
+        return 0j
+    last = len(table) - 1
+    try:
+        index = list(map(int, elapsed))
+    except (ValueError, OverflowError):  # NaN or infinity from a confused caller: the tail
+        index = [int(e) if math.isfinite(e) else last for e in elapsed]
     if max(index) > last or min(index) < 0:
         index = [min(max(i, 0), last) for i in index]
-    return sum(map(mean.__getitem__, index)), sum(map(var.__getitem__, index))
+    return sum(map(table.__getitem__, index), 0j)

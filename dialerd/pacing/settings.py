@@ -53,7 +53,7 @@ _BY_MODE: dict[str, dict[str, _Spec]] = {
         # 0 means "a little under the cap": 0.9 x max_abandon_rate.
         "target_abandon_rate": _Spec(0.0, 0.0, 0.5),
         "amd_false_positive_rate": _Spec(0.005, 0.0, 0.2),
-        "adapt_seconds": _Spec(180.0, 1.0, DAY, low_open=True),
+        "adapt_seconds": _Spec(90.0, 1.0, DAY, low_open=True),
         "min_live_answers": _Spec(30, 0, 10_000, integer=True),
         "min_agent_cycles": _Spec(10, 0, 10_000, integer=True),
         "fcc_window_seconds": _Spec(30 * DAY, 60.0, 365 * DAY),
@@ -72,7 +72,7 @@ class Settings:
     ratio: float = 1.5
     target_abandon_rate: float = 0.027
     amd_false_positive_rate: float = 0.005
-    adapt_seconds: float = 180.0
+    adapt_seconds: float = 90.0
     min_live_answers: int = 30
     min_agent_cycles: int = 10
     fcc_window_seconds: float = 30 * DAY

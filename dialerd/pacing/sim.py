@@ -165,7 +165,7 @@ class _Run:
         self.ready: deque[tuple[int, float]] = deque((a, 0.0) for a in range(scenario.agents))
         self.talking: dict[int, float] = {}
         self.wrapping: dict[int, float] = {}
-        self.agent_talk: dict[int, tuple[float, bool]] = {}
+        self.agent_talk: dict[int, float] = {}
         self.result = Result(
             scenario.name, policy, seed, scenario.agents, scenario.duration, scenario.ceiling
         )
@@ -200,11 +200,11 @@ class _Run:
             )
         u -= live
         if u < sc.machine_rate:
-            return _Customer(
+            return _Customer(  # if sent to an agent, it gets a live answer's connect window
                 "machine",
                 machine_ring,
                 machine_amd,
-                0.0,
+                machine_amd - 0.5,
                 wrong < sc.amd_false_negative,
                 machine_talk,
             )
@@ -284,10 +284,9 @@ class _Run:
 
     def connect(self, now: float, call: int, agent: int) -> None:
         _, c = self.calls.pop(call)
-        is_human = c.kind == "human"
-        self.result.connects += is_human
+        self.result.connects += c.kind == "human"
         self.talking[agent] = now
-        self.agent_talk[agent] = (c.talk, is_human)
+        self.agent_talk[agent] = c.talk
         self.push(now + c.talk, _TALK_END, agent)
         self.pacer.record(DialOutcome(now, c.ring, "human", False, c.amd))
 
@@ -305,7 +304,7 @@ class _Run:
 
     def agent_ready(self, now: float, agent: int) -> None:
         started = self.wrapping.pop(agent)
-        talk, _ = self.agent_talk.pop(agent)
+        talk = self.agent_talk.pop(agent)
         self.pacer.record(AgentCycle(now, talk, now - started))
         if self.waiting:
             call, _ = self.waiting.popitem(last=False)

@@ -46,6 +46,8 @@ def system_code(outcome: Outcome) -> str:
 
 @dataclass(frozen=True)
 class Applied:
+    """The lead's new summary and the history entry to append, stored together."""
+
     lead: Lead
     entry: HistoryEntry
 
@@ -142,7 +144,7 @@ def apply_attempt(lead: Lead, attempt: Attempt, rules: CampaignRules) -> Applied
     entry = HistoryEntry(
         at=at,
         agent=attempt.agent,
-        outcome=outcome,
+        outcome=attempt.outcome,  # what happened; the retry view is on the lead
         result_code=recorded.code if recorded is not None else _builtin_code(attempt),
         priority=priority,
         note=carry_note(attempt.call_note, attempt.detail_note),

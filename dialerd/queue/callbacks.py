@@ -42,6 +42,8 @@ class CallbackPhase(StrEnum):
 
 @dataclass(frozen=True)
 class CallbackStatus:
+    """A callback's phase at one instant, for whom, until when, and why (for ``explain``)."""
+
     phase: CallbackPhase
     reserved_for: str | None
     until: datetime | None

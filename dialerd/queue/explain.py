@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from dialerd.queue.callbacks import (
     CallbackPhase,
@@ -23,6 +24,7 @@ from dialerd.queue.callbacks import (
     linked_owner,
 )
 from dialerd.queue.hours import (
+    CallingHours,
     UnknownTimeZone,
     is_open,
     next_opening,
@@ -107,7 +109,7 @@ def explain(
     else:
         add(Reason("attempts", True, f"attempt {lead.attempts + 1} of {max_attempts}"))
 
-    add(_hours_reason(lead, rules, now))
+    add(_hours_reason(rules.hours, lead.timezone, now))
 
     cb = None
     if lead.callback is not None:
@@ -142,11 +144,14 @@ def explain(
     return Explanation(lead.id, now, agent, tuple(reasons), cb)
 
 
-def _hours_reason(lead: Lead, rules: CampaignRules, now: datetime) -> Reason:
+@lru_cache(maxsize=4096)
+def _hours_reason(hours: CallingHours, tz: str, now: datetime) -> Reason:
+    """Cached: a campaign's leads share a handful of zones, and a selection asks about all
+    of them at one ``now`` — the verdict depends on nothing else."""
     try:
-        names = zones(lead.timezone)
-        open_now = is_open(rules.hours, lead.timezone, now)
-        opening = None if open_now else next_opening(rules.hours, lead.timezone, now)
+        names = zones(tz)
+        open_now = is_open(hours, tz, now)
+        opening = None if open_now else next_opening(hours, tz, now)
     except UnknownTimeZone as exc:
         return Reason("hours", False, f"{exc}: cannot tell the local time, never dialled")
     local = ", ".join(f"{now.astimezone(zone(n)):%a %H:%M} {n}" for n in names)

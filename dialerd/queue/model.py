@@ -296,6 +296,7 @@ class Presence:
 
     @classmethod
     def of(cls, available: Iterable[str] = (), busy: Iterable[str] = ()) -> Presence:
+        """Build from two lists; an agent in both counts as available."""
         agents = {a: AgentState.BUSY for a in busy}
         agents.update({a: AgentState.AVAILABLE for a in available})
         return cls(agents)

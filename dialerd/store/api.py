@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Protocol
 
 from dialerd.config.models import CampaignConfig
+from dialerd.store.flow import FlowStore
 from dialerd.store.models import (
     Agent,
     AttemptRecord,
@@ -35,7 +36,7 @@ from dialerd.store.models import (
 )
 
 
-class Store(Protocol):
+class Store(FlowStore, Protocol):
     """Persistence for campaigns, leads, callbacks, people, calls and the DNC list."""
 
     async def close(self) -> None:

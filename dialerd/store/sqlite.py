@@ -8,11 +8,12 @@ from dialerd.store.calls import CallsSql
 from dialerd.store.campaigns import CampaignsSql
 from dialerd.store.db import open_db
 from dialerd.store.dnc import DncSql
+from dialerd.store.flow import FlowSql
 from dialerd.store.leads import LeadsSql
 from dialerd.store.people import PeopleSql
 
 
-class SqliteStore(CampaignsSql, LeadsSql, DncSql, PeopleSql, CallsSql):
+class SqliteStore(CampaignsSql, LeadsSql, DncSql, PeopleSql, CallsSql, FlowSql):
     """One migrated SQLite database (WAL, foreign keys on) behind the `Store` interface."""
 
     @classmethod

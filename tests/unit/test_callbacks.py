@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from queue_builders import answered, at, lead, rules
 
 from dialerd.queue import (
     Callback,
@@ -25,6 +24,7 @@ from dialerd.queue import (
     scheduled_calls,
     select,
 )
+from tests.unit.queue_builders import answered, at, lead, rules
 
 pytestmark = pytest.mark.unit
 

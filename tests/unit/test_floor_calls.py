@@ -39,6 +39,19 @@ def test_abandon_message_and_hangup_while_waiting_are_abandons_once() -> None:
     assert (floor.human_answered, floor.abandoned) == (2, 2)
 
 
+def test_amd_screening_time_is_reported_apart_from_ringing() -> None:
+    floor = CampaignFloor()
+    floor.launched("a1", 0.0)
+    floor.picked_up("a1", 6.0)
+    floor.live_answer("a1", 8.5)  # AMD said HUMAN 2.5 s after pickup
+    assert floor.agent_connected("a1", "1001", 8.6) == DialOutcome(
+        at=8.6, ring_seconds=6.0, result="human", abandoned=False, amd_seconds=2.5
+    )
+    floor.launched("m1", 0.0)
+    floor.picked_up("m1", 4.0)
+    assert floor.ended("m1", 7.0, "machine") == DialOutcome(7.0, 4.0, "machine", False)
+
+
 def test_unanswered_calls_report_their_own_result() -> None:
     floor = CampaignFloor()
     floor.launched("a1", 0.0)

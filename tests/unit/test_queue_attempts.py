@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from queue_builders import CODES, answered, at, dialer, lead, rules
 
 from dialerd.queue import (
     VOICEMAIL_CODE,
@@ -24,6 +23,7 @@ from dialerd.queue import (
     carry_note,
     record_email_event,
 )
+from tests.unit.queue_builders import CODES, answered, at, dialer, lead, rules
 
 pytestmark = pytest.mark.unit
 
@@ -301,6 +301,7 @@ def test_voicemail_mark_turns_the_attempt_into_not_answered_r_reg_4a() -> None:
     assert applied.lead.last_machine_at is None  # the 24 h AMD guard is for AMD verdicts
     assert applied.lead.closed is False
     assert applied.entry.voicemail_marked is True
+    assert applied.entry.outcome is Outcome.ANSWERED  # history says what happened
 
 
 def test_reschedule_needs_a_comment_r_reg_4b() -> None:

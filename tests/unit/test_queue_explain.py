@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from queue_builders import OFFICE_HOURS, at, lead, rules
 
 from dialerd.queue import (
     Callback,
@@ -19,6 +18,7 @@ from dialerd.queue import (
     explain,
     render,
 )
+from tests.unit.queue_builders import OFFICE_HOURS, at, lead, rules
 
 pytestmark = pytest.mark.unit
 

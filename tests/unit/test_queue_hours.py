@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 import pytest
-from queue_builders import OFFICE_HOURS, at
 
 from dialerd.queue import CallingHours, UnknownTimeZone, Window, is_open, next_opening
+from tests.unit.queue_builders import OFFICE_HOURS, at
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from queue_builders import TOPICS, at
 
 from dialerd.queue import (
     RegistrationCategory,
@@ -14,6 +13,7 @@ from dialerd.queue import (
     registration_stats,
     validate_registration,
 )
+from tests.unit.queue_builders import TOPICS, at
 
 pytestmark = pytest.mark.unit
 

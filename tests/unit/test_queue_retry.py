@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from queue_builders import OFFICE_HOURS, answered, at, dialer, lead, rules
 
 from dialerd.queue import (
     DialMode,
@@ -17,6 +16,7 @@ from dialerd.queue import (
     apply_attempt,
     explain,
 )
+from tests.unit.queue_builders import OFFICE_HOURS, answered, at, dialer, lead, rules
 
 pytestmark = pytest.mark.unit
 

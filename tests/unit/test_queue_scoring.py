@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import reduce
 
 import pytest
-from queue_builders import CODES, answered, at, lead, rules
 
 from dialerd.queue import (
     ContactPriority,
@@ -19,6 +18,7 @@ from dialerd.queue import (
     engagement_score,
     next_phase,
 )
+from tests.unit.queue_builders import CODES, answered, at, lead, rules
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from queue_builders import answered, at, lead, rules
 
 from dialerd.queue import (
     Lead,
@@ -18,6 +17,7 @@ from dialerd.queue import (
     next_lead,
     select,
 )
+from tests.unit.queue_builders import answered, at, lead, rules
 
 pytestmark = pytest.mark.unit
 

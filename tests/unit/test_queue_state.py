@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from queue_builders import at, lead, rules
 
 from dialerd.queue import (
     Callback,
@@ -18,6 +17,7 @@ from dialerd.queue import (
     lead_state,
     retry_due_at,
 )
+from tests.unit.queue_builders import at, lead, rules
 
 pytestmark = pytest.mark.unit
 

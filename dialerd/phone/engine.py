@@ -1,0 +1,461 @@
+"""The pjsua2 side of the softphone: one dedicated thread owns the whole SIP stack.
+
+pjlib insists that every thread calling it is registered, and pjsua2's Python objects must
+be created, used and destroyed where pjlib expects. So this module runs pjsua2 with no
+worker threads of its own (`threadCnt = 0`, `mainThreadOnly`) on ONE thread that loops
+`libHandleEvents()` and, between polls, runs the commands the asyncio side queued. Every
+pjsua2 callback therefore fires on that thread and reaches asyncio only through `post`,
+which the caller builds on `loop.call_soon_threadsafe`. The thread also destroys the
+library (`libDestroy`) so nothing pjsua2 owns outlives it and pytest can exit.
+
+The one exception is the media clock: pjmedia calls `HeadsetPort.onFrame*` from its own
+(pjlib-registered) clock thread. Those callbacks only touch `HeadsetControls` (plain
+attributes and locked FIFOs), never pjlib or asyncio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import queue
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pjsua2 as pj
+
+from dialerd.phone.audio import DeviceBridge, LevelMeter, scale_pcm16
+from dialerd.phone.events import (
+    Answered,
+    AudioStats,
+    Disconnected,
+    Incoming,
+    MediaActive,
+    PhoneEvent,
+)
+
+T = TypeVar("T")
+POLL_MS = 10
+
+
+class EngineError(Exception):
+    """The SIP stack could not start (bad bind address, port taken); one line."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the pjsua2 thread needs; built by `Softphone` from `PhoneConfig`."""
+
+    server_host: str
+    server_port: int
+    user: str
+    password: str
+    bind: str | None
+    local_port: int
+    clock_rate: int
+    auto_answer: bool
+    reg_expiry: int
+    log_level: int
+
+
+@dataclass(frozen=True)
+class RegState:
+    """A raw registration outcome; `generation` tells stale accounts' reports apart."""
+
+    generation: int
+    code: int
+    reason: str
+    active: bool
+    expires: int
+
+
+@dataclass
+class HeadsetControls:
+    """State shared with the media clock thread: plain attributes, swapped atomically."""
+
+    muted: bool = False
+    volume: float = 1.0
+    bridge: DeviceBridge | None = None
+    meter: LevelMeter = field(default_factory=lambda: LevelMeter(AudioStats.VOICE_RMS))
+
+
+class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """The agent's ears and mouth in the pjsua2 conference.
+
+    Receives what the call sends (measured, then played on the headset if one is open)
+    and supplies what the call transmits (the headset microphone, or silence when muted or
+    on the null device).
+    """
+
+    def __init__(self, controls: HeadsetControls) -> None:
+        super().__init__()
+        self._controls = controls
+        self.callback_errors = 0
+
+    def onFrameReceived(self, frame: Any) -> None:
+        # An exception escaping a SWIG director aborts the process: contain it.
+        try:
+            if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
+                return
+            pcm = bytes(frame.buf)
+            controls = self._controls
+            controls.meter.feed(pcm)
+            bridge = controls.bridge
+            if bridge is not None:
+                bridge.to_speaker.write(scale_pcm16(pcm, controls.volume))
+        except Exception:
+            self.callback_errors += 1
+
+    def onFrameRequested(self, frame: Any) -> None:
+        try:
+            controls = self._controls
+            bridge = controls.bridge
+            size = int(frame.size)
+            if bridge is not None:
+                pcm = bridge.from_mic.read(size)  # drained even when muted: no stale audio
+                if controls.muted:
+                    pcm = bytes(size)
+            else:
+                pcm = bytes(size)
+            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = pj.ByteVector(pcm)
+            frame.size = len(pcm)
+        except Exception:
+            self.callback_errors += 1
+
+
+def _host_of(address: str) -> str:
+    """'127.0.0.1:5060' / '[::1]:5060' -> the host part."""
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or "]" in address else address
+    return host.strip("[]")
+
+
+class PhoneCall(pj.Call):  # type: ignore[misc]
+    """One SIP call; reports its life to the engine."""
+
+    def __init__(self, engine: Engine, account: pj.Account, call_id: int) -> None:
+        super().__init__(account, call_id)
+        self._engine = engine
+        self.number = call_id
+
+    def onCallState(self, prm: Any) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self._engine.post(Answered(self.number))
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._engine.call_ended(self, info.lastStatusCode, info.lastReason)
+
+    def onCallMediaState(self, prm: Any) -> None:
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            if media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            audio = self.getAudioMedia(index)
+            port = self._engine.headset
+            audio.startTransmit(port)
+            port.startTransmit(audio)
+            codec = self.getStreamInfo(index).codecName
+            self._engine.post(MediaActive(self.number, str(codec)))
+
+
+class PhoneAccount(pj.Account):  # type: ignore[misc]
+    """The SIP account; turns pjsua2 callbacks into engine events."""
+
+    def __init__(self, engine: Engine, generation: int) -> None:
+        super().__init__()
+        self._engine = engine
+        self.generation = generation
+
+    def onRegState(self, prm: Any) -> None:
+        info = self.getInfo()
+        self._engine.post_reg(
+            RegState(
+                self.generation,
+                int(prm.code),
+                str(prm.reason),
+                bool(info.regIsActive),
+                int(prm.expiration),
+            )
+        )
+
+    def onIncomingCall(self, prm: Any) -> None:
+        self._engine.incoming(self, int(prm.callId), str(prm.rdata.srcAddress))
+
+
+class Engine:
+    """Owns pjsua2 on its thread; the asyncio side talks to it through `submit`."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        controls: HeadsetControls,
+        post: Callable[[PhoneEvent], None],
+        post_reg: Callable[[RegState], None],
+    ) -> None:
+        self.config = config
+        self.controls = controls
+        self.post = post
+        self.post_reg = post_reg
+        self._commands: queue.Queue[tuple[Callable[[Engine], Any], Future[Any]]] = queue.Queue()
+        self._ready: Future[None] = Future()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="dialerd-pjsua", daemon=True)
+        self._ep: Any = None
+        self._account: PhoneAccount | None = None
+        self._generation = 0
+        self._server_ips: set[str] = set()
+        self.headset: Any = None
+        self.call: PhoneCall | None = None
+        self._ended: list[PhoneCall] = []
+
+    # ---------------------------------------------------------------- any thread
+    def start(self) -> Future[None]:
+        """Start the thread; the future resolves once the stack is up (or failed)."""
+        self._thread.start()
+        return self._ready
+
+    def submit(self, command: Callable[[Engine], T]) -> Future[T]:
+        """Run `command(engine)` on the pjsua2 thread; its result or exception comes back."""
+        future: Future[T] = Future()
+        if not self._thread.is_alive():
+            future.set_exception(EngineError("the SIP stack is not running"))
+            return future
+        self._commands.put((command, future))
+        return future
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to finish; False if it is still running."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ---------------------------------------------------------------- pjsua2 thread
+    def _run(self) -> None:
+        try:
+            self._ep = self._create_endpoint()
+        except (pj.Error, OSError) as exc:
+            reason = exc.reason if isinstance(exc, pj.Error) else str(exc)
+            self._destroy()
+            self._ready.set_exception(EngineError(f"cannot start the SIP stack: {reason}"))
+            return
+        self._ready.set_result(None)
+        try:
+            while not self._stopping:
+                self._ep.libHandleEvents(POLL_MS)
+                self._ended.clear()  # deleted here, outside the callback that ended them
+                self._drain()
+        finally:
+            self._destroy()
+            self._fail_pending()
+
+    def _create_endpoint(self) -> Any:
+        cfg = self.config
+        ep = pj.Endpoint()
+        with _quiet_stdout(cfg.log_level == 0):
+            ep.libCreate()
+        ep_cfg = pj.EpConfig()
+        ep_cfg.uaConfig.threadCnt = 0
+        ep_cfg.uaConfig.mainThreadOnly = True
+        ep_cfg.uaConfig.userAgent = "dialerd-phone"
+        ep_cfg.logConfig.level = cfg.log_level
+        ep_cfg.logConfig.consoleLevel = cfg.log_level
+        ep_cfg.medConfig.clockRate = cfg.clock_rate
+        ep_cfg.medConfig.sndClockRate = cfg.clock_rate
+        ep_cfg.medConfig.channelCount = 1
+        # Without VAD the phone sends RTP even in silence (muted agent): Asterisk's
+        # rtp_timeout must never mistake a quiet agent for a dead one.
+        ep_cfg.medConfig.noVad = True
+        ep_cfg.medConfig.ecTailLen = 0
+        ep.libInit(ep_cfg)
+        transport = pj.TransportConfig()
+        transport.port = cfg.local_port
+        if cfg.bind:
+            transport.boundAddress = cfg.bind
+        ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.clockRate = cfg.clock_rate
+        fmt.channelCount = 1
+        fmt.bitsPerSample = 16
+        fmt.frameTimeUsec = 20000
+        self.headset = HeadsetPort(self.controls)
+        self.headset.createPort("dialerd-headset", fmt)
+        try:
+            infos = socket.getaddrinfo(cfg.server_host, cfg.server_port, type=socket.SOCK_DGRAM)
+            self._server_ips = {str(info[4][0]) for info in infos}
+        except OSError:
+            self._server_ips = {cfg.server_host}
+        return ep
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(command(self))
+            except Exception as exc:
+                future.set_exception(exc)
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                _, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(EngineError("the SIP stack has stopped"))
+
+    def _destroy(self) -> None:
+        """Tear down in pjsua2's order: calls, account, ports, then the library."""
+        ep = self._ep
+        if ep is not None:
+            try:
+                ep.hangupAllCalls()
+                for _ in range(50):  # up to ~0.5 s for BYEs to go out
+                    if self.call is None:
+                        break
+                    ep.libHandleEvents(POLL_MS)
+            except pj.Error:
+                pass
+        self.call = None
+        self._ended.clear()
+        if self._account is not None:
+            self._account.shutdown()
+            self._account = None
+        self.headset = None
+        gc.collect()  # SWIG proxies in cycles must die before libDestroy, on this thread
+        if ep is not None:
+            ep.libDestroy()
+        self._ep = None
+
+    # ---------------------------------------------------------------- commands
+    def stop(self) -> None:
+        """Leave the poll loop; `_destroy` then runs on this thread."""
+        self._stopping = True
+
+    def register(self) -> int:
+        """Send a REGISTER now; returns the generation its outcome will carry.
+
+        With no call up a fresh account is made, which abandons a REGISTER still waiting
+        for pjsip's 32 s transaction timeout. During a call the account (and the call on
+        it) is kept and only asked to register again.
+        """
+        if self._account is not None and self.call is not None:
+            with contextlib.suppress(pj.Error):  # a REGISTER still in flight reports later
+                self._account.setRegistration(True)
+            return self._generation
+        if self._account is not None:
+            self._account.shutdown()
+            self._account = None
+        cfg = self.config
+        self._generation += 1
+        acc_cfg = pj.AccountConfig()
+        acc_cfg.idUri = f"sip:{cfg.user}@{cfg.server_host}:{cfg.server_port}"
+        acc_cfg.regConfig.registrarUri = f"sip:{cfg.server_host}:{cfg.server_port}"
+        acc_cfg.regConfig.timeoutSec = cfg.reg_expiry
+        acc_cfg.regConfig.retryIntervalSec = 0  # retries are the Softphone's, with backoff
+        acc_cfg.regConfig.unregWaitMsec = 1000
+        acc_cfg.sipConfig.authCreds.append(
+            pj.AuthCredInfo("digest", "*", cfg.user, 0, cfg.password)
+        )
+        account = PhoneAccount(self, self._generation)
+        account.create(acc_cfg)
+        self._account = account
+        return self._generation
+
+    def incoming(self, account: PhoneAccount, call_id: int, source: str) -> None:
+        call = PhoneCall(self, account, call_id)
+        op = pj.CallOpParam()
+        if self.call is not None:
+            op.statusCode = 486  # one call at a time: the nailed-up leg
+            call.hangup(op)
+            self._ended.append(call)
+            return
+        self.call = call
+        auto = self.config.auto_answer and _host_of(source) in self._server_ips
+        info = call.getInfo()
+        self.post(Incoming(call_id, str(info.remoteUri), source, auto))
+        self.controls.meter = LevelMeter(AudioStats.VOICE_RMS)
+        op.statusCode = 200 if auto else 180
+        call.answer(op)
+
+    def call_ended(self, call: PhoneCall, code: int, reason: str) -> None:
+        if self.call is call:
+            self.call = None
+        self._ended.append(call)
+        self.post(Disconnected(call.number, code, reason))
+
+    def _current_call(self) -> PhoneCall:
+        if self.call is None:
+            raise EngineError("no call")
+        return self.call
+
+    def answer(self) -> None:
+        op = pj.CallOpParam()
+        op.statusCode = 200
+        self._current_call().answer(op)
+
+    def hangup(self) -> None:
+        self._current_call().hangup(pj.CallOpParam())
+
+    def dtmf(self, digits: str) -> None:
+        """RFC 4733 digits (Asterisk's default dtmf_mode), so ConfBridge passes them on."""
+        self._current_call().dialDtmf(digits)
+
+    def rtp_counts(self) -> tuple[int, int, int, int] | None:
+        """(call id, RTP packets received, sent, lost) of the active call's audio."""
+        call = self.call
+        if call is None or not call.hasMedia():
+            return None
+        stat = call.getStreamStat(0).rtcp
+        return call.number, int(stat.rxStat.pkt), int(stat.txStat.pkt), int(stat.rxStat.loss)
+
+
+@contextlib.contextmanager
+def _quiet_stdout(quiet: bool) -> Iterator[None]:
+    """Silence pjlib's start-up banner, which `libCreate` prints to fd 1 before any log
+    configuration can apply (and which would break the CLI's status line)."""
+    if not quiet:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def pjsua_device_count() -> int:
+    """How many sound devices this pjsua2 build itself can see (0 for the manylinux wheel).
+
+    Runs a throw-away library instance on the calling thread (pjsua2 registers the thread
+    that calls libCreate), so call it only when no Softphone runs in this process.
+    """
+    ep = pj.Endpoint()
+    with _quiet_stdout(True):
+        ep.libCreate()
+    ep_cfg = pj.EpConfig()
+    ep_cfg.logConfig.level = 0
+    ep_cfg.logConfig.consoleLevel = 0
+    ep.libInit(ep_cfg)
+    try:
+        return int(ep.audDevManager().getDevCount())
+    finally:
+        ep.libDestroy()

@@ -1,0 +1,422 @@
+"""`dialerd phone` against the real sandbox Asterisk (issue 10, part 1: the agent's side).
+
+Each test uses its own agent endpoint (1001..1050, password secret<N>) so a leftover
+contact or conference of one test cannot satisfy another. Asterisk is driven through its
+CLI (`channel originate ...`), exactly as the daemon's AMI Originate would: the nailed-up
+leg is `PJSIP/<agent>` into context dialerd-agent, and the simulated customer is a world
+number (B=1 human, RR=03 s ring) joined to the agent's conference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from dialerd.phone import (
+    Answered,
+    AudioStats,
+    Disconnected,
+    EventStream,
+    Incoming,
+    MediaActive,
+    PhoneConfig,
+    PhoneEvent,
+    Registered,
+    RegistrationFailed,
+    Softphone,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import Sandbox
+
+pytestmark = [pytest.mark.pbx, pytest.mark.sip]
+
+REPO = Path(__file__).resolve().parents[2]
+HUMAN_CUSTOMER = "123451030001"  # ...B=1 human, RR=03 s ring, serial 0001
+
+
+def phone_config(sandbox: Sandbox, agent: int, **overrides: object) -> PhoneConfig:
+    values: dict[str, object] = {
+        "server": f"127.0.0.1:{sandbox.sip_port}",
+        "user": str(agent),
+        "password": f"secret{agent}",
+        "null_audio": True,
+        "bind": "127.0.0.1",
+        "register_timeout": 3.0,
+        "backoff_first": 0.5,
+        "backoff_cap": 2.0,
+        "stats_interval": 0.5,
+    }
+    values.update(overrides)
+    return PhoneConfig(**values)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(config: PhoneConfig) -> AsyncIterator[tuple[Softphone, EventStream]]:
+    phone = Softphone(config)
+    events = phone.subscribe()
+    await phone.start()
+    try:
+        yield phone, events
+    finally:
+        await phone.stop()
+
+
+def nail_up(sandbox: Sandbox, agent: int) -> None:
+    """What the daemon does at agent login: call the phone into its own conference."""
+    sandbox.cli(f"channel originate PJSIP/{agent} extension {agent}@dialerd-agent")
+
+
+def connect_customer(sandbox: Sandbox, agent: int, number: str = HUMAN_CUSTOMER) -> None:
+    """A simulated customer answers and is put into the agent's conference."""
+    sandbox.cli(
+        f"channel originate Local/{number}@world application "
+        f"ConfBridge dialerd-agent-{agent},dialerd_bridge,dialerd_customer"
+    )
+
+
+async def collect(
+    events: EventStream, kinds: set[type[PhoneEvent]], within: float
+) -> dict[type[PhoneEvent], Any]:
+    """The first event of each kind, in whatever order they come (media may precede ACK)."""
+    seen: dict[type[PhoneEvent], Any] = {}
+    async with asyncio.timeout(within):
+        async for event in events:
+            if type(event) in kinds and type(event) not in seen:
+                seen[type(event)] = event
+                if len(seen) == len(kinds):
+                    return seen
+    raise AssertionError("event stream ended")
+
+
+@pytest.fixture(autouse=True)
+def _hang_up_everything(sandbox: Sandbox) -> object:
+    yield
+    sandbox.cli("channel request hangup all")
+
+
+async def test_registers_is_nailed_up_and_hears_the_customer(sandbox: Sandbox) -> None:
+    """Registered; the dialer's leg is auto-answered into ConfBridge dialerd-agent-1001;
+    a human world customer's "hello" arrives as RTP and as non-silent frames."""
+    async with running(phone_config(sandbox, 1001)) as (_, events):
+        reg = await events.wait_for(Registered, 10)
+        assert reg.user == "1001"
+        assert "1001/sip:1001@127.0.0.1" in sandbox.cli("pjsip show contacts")
+
+        nail_up(sandbox, 1001)
+        seen = await collect(events, {Incoming, Answered, MediaActive}, within=10)
+        assert seen[Incoming].auto_answer
+        media = seen[MediaActive]
+        assert media.codec in {"PCMU", "PCMA", "GSM"}
+        bridges = sandbox.cli("confbridge list dialerd-agent-1001")
+        assert "PJSIP/1001-" in bridges
+
+        connect_customer(sandbox, 1001)
+        # ring 3 s + silence 1 s + "hello" (~0.6 s): wait until the greeting was heard.
+        heard: list[AudioStats] = []
+        async with asyncio.timeout(20):
+            while not heard or heard[-1].voice_frames < 15:
+                heard.append(await events.wait_for(AudioStats, 20))
+        stats = heard[-1]
+        peaks = max(s.rx_peak_rms for s in heard)
+        assert stats.rtp_rx_packets > 150, stats
+        assert stats.rtp_tx_packets > 150, stats  # no VAD: the phone keeps sending
+        assert stats.rtp_rx_lost == 0
+        print(
+            f"\nheard: {stats.rtp_rx_packets} RTP in / {stats.rtp_tx_packets} out, "
+            f"{stats.rx_frames} frames, {stats.voice_frames} voice frames, "
+            f"peak frame RMS {peaks}"
+        )
+        assert peaks > 1000  # "hello" is loud; line silence is RMS 0
+
+
+def one_line(message: str) -> None:
+    assert message
+    assert "\n" not in message
+    assert "Traceback" not in message
+
+
+async def test_wrong_password_is_one_line_and_retried(sandbox: Sandbox) -> None:
+    """Asterisk answers a bad password with a second 401: one line naming the cause,
+    then another attempt after the backoff (and the same answer again)."""
+    config = phone_config(sandbox, 1002, password="not-the-secret")
+    async with running(config) as (phone, events):
+        first = await events.wait_for(RegistrationFailed, 10)
+        one_line(first.message)
+        assert first.code in (401, 403)
+        assert "rejected the credentials for user 1002" in first.message
+        assert first.retry_in > 0
+        second = await events.wait_for(RegistrationFailed, first.retry_in + 10)
+        assert second.code == first.code
+        assert not phone.registered
+
+
+async def test_unreachable_server_is_one_line_and_retried(sandbox: Sandbox) -> None:
+    """Nothing answers on the port: the watchdog reports 'unreachable' after
+    register_timeout (not pjsip's 32 s), and keeps retrying with growing delays."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+        hole.bind(("127.0.0.1", 0))  # a UDP port that swallows everything
+        port = hole.getsockname()[1]
+        config = phone_config(sandbox, 1003, server=f"127.0.0.1:{port}", register_timeout=1.5)
+        async with running(config) as (phone, events):
+            failures = [await events.wait_for(RegistrationFailed, 10) for _ in range(3)]
+            assert not phone.registered
+    for failure in failures:
+        one_line(failure.message)
+        assert failure.code == 408
+        assert f"127.0.0.1:{port} is unreachable" in failure.message
+    assert failures[2].retry_in > failures[0].retry_in  # backoff grows
+
+
+class UdpRelay(asyncio.DatagramProtocol):
+    """A SIP path that can be cut: phone <-> relay <-> Asterisk, like a flaky network."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.open = False
+        self.front: asyncio.DatagramTransport | None = None
+        self.back: asyncio.DatagramTransport | None = None
+        self.phone: tuple[str, int] | None = None
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.open or self.back is None:
+            return
+        self.phone = addr
+        self.back.sendto(data, self.upstream)
+
+    def from_upstream(self, data: bytes) -> None:
+        if self.open and self.front is not None and self.phone is not None:
+            self.front.sendto(data, self.phone)
+
+
+class _Back(asyncio.DatagramProtocol):
+    def __init__(self, relay: UdpRelay) -> None:
+        self.relay = relay
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.relay.from_upstream(data)
+
+
+@contextlib.asynccontextmanager
+async def udp_relay(upstream_port: int) -> AsyncIterator[tuple[UdpRelay, int]]:
+    loop = asyncio.get_running_loop()
+    relay = UdpRelay(("127.0.0.1", upstream_port))
+    front, _ = await loop.create_datagram_endpoint(lambda: relay, local_addr=("127.0.0.1", 0))
+    back, _ = await loop.create_datagram_endpoint(lambda: _Back(relay), local_addr=("127.0.0.1", 0))
+    relay.front, relay.back = front, back
+    try:
+        yield relay, front.get_extra_info("sockname")[1]
+    finally:
+        front.close()
+        back.close()
+
+
+async def test_registers_once_the_network_comes_back(sandbox: Sandbox) -> None:
+    """Start with the path to Asterisk cut (failures, retries), then restore it: the phone
+    registers by itself and is reachable for the nailed-up leg through the restored path."""
+    async with udp_relay(sandbox.sip_port) as (relay, port):
+        config = phone_config(sandbox, 1004, server=f"127.0.0.1:{port}", register_timeout=1.5)
+        async with running(config) as (phone, events):
+            failed = await events.wait_for(RegistrationFailed, 10)
+            assert failed.code == 408
+            relay.open = True
+            await events.wait_for(Registered, failed.retry_in + 10)
+            assert phone.registered
+            nail_up(sandbox, 1004)
+            await collect(events, {Answered, MediaActive}, within=10)
+
+
+RFC4733_END = re.compile(r"Got  RTP RFC2833 from .* ts (\d+), .* event ([0-9a-f]{8}), end 1")
+
+
+def rtp_dtmf_ends(sandbox: Sandbox) -> list[str]:
+    """Digits whose RFC 4733 end packet Asterisk's RTP debug logged, in order.
+
+    A digit's end packet is sent three times with the same RTP timestamp: count it once.
+    """
+    log = sandbox.spool_dir.parent / "log" / "full"
+    by_ts: dict[str, str] = {}
+    for line in log.read_text().splitlines():
+        if match := RFC4733_END.search(line):
+            by_ts.setdefault(match.group(1), "0123456789*#ABCD"[int(match.group(2), 16)])
+    return list(by_ts.values())
+
+
+class RawAmi:
+    """Just enough AMI to watch Asterisk's side of the call (the real client is elsewhere)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def login(cls, sandbox: Sandbox) -> RawAmi:
+        reader, writer = await asyncio.open_connection(sandbox.ami_host, sandbox.ami_port)
+        await reader.readline()  # banner
+        ami = cls(reader, writer)
+        writer.write(
+            f"Action: Login\r\nUsername: {sandbox.ami_user}\r\n"
+            f"Secret: {sandbox.ami_secret}\r\nEvents: on\r\n\r\n".encode()
+        )
+        reply = await ami.message()
+        assert reply.get("Response") == "Success", reply
+        return ami
+
+    async def message(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        while (line := (await self.reader.readline()).decode().rstrip("\r\n")) != "":
+            key, _, value = line.partition(": ")
+            fields.setdefault(key, value)
+        return fields
+
+    async def event(self, name: str, within: float, **match: str) -> dict[str, str]:
+        async with asyncio.timeout(within):
+            while True:
+                msg = await self.message()
+                if msg.get("Event") == name and all(
+                    msg.get(k, "").startswith(v) for k, v in match.items()
+                ):
+                    return msg
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_dtmf_mute_busy_and_hangup_on_the_nailed_up_leg(sandbox: Sandbox) -> None:
+    """DTMF reaches Asterisk as RFC 4733 digits; mute keeps RTP flowing (Asterisk's
+    rtp_timeout must not drop a quiet agent); a second INVITE is refused with 486 while the
+    nailed-up leg stays; the agent's hangup ends the leg and leaves the conference."""
+    ami = await RawAmi.login(sandbox)
+    try:
+        async with running(phone_config(sandbox, 1005)) as (phone, events):
+            await events.wait_for(Registered, 10)
+            nail_up(sandbox, 1005)
+            await collect(events, {Answered, MediaActive}, within=10)
+
+            # AMI's DTMF events are not in dialerd's read classes: watch Asterisk's RTP debug.
+            sandbox.cli("rtp set debug on")
+            already = len(rtp_dtmf_ends(sandbox))
+            await phone.dtmf("42#")
+            async with asyncio.timeout(10):
+                while True:
+                    digits = rtp_dtmf_ends(sandbox)[already:]
+                    if len(digits) >= 3:
+                        break
+                    await asyncio.sleep(0.2)
+            sandbox.cli("rtp set debug off")
+            assert digits == ["4", "2", "#"]
+
+            await phone.mute()
+            before = await events.wait_for(AudioStats, 5, lambda s: s.muted)
+            after = await events.wait_for(AudioStats, 5)
+            assert after.muted
+            assert after.rtp_tx_packets > before.rtp_tx_packets  # still sending (silence)
+            await phone.unmute()
+            await phone.set_volume(0.5)
+            assert (await events.wait_for(AudioStats, 5)).volume == 0.5
+
+            nail_up(sandbox, 1005)  # a second leg while one is up: refused, first kept
+            await ami.event("Hangup", 10, Channel="PJSIP/1005-", Cause="17")
+            assert phone.in_call
+            assert "PJSIP/1005-" in sandbox.cli("confbridge list dialerd-agent-1005")
+
+            await phone.hangup()
+            gone = await events.wait_for(Disconnected, 10)
+            assert gone.call_id is not None
+            assert not phone.in_call
+            await ami.event("ConfbridgeLeave", 10, Conference="dialerd-agent-1005")
+    finally:
+        ami.close()
+
+
+async def test_asterisk_ending_the_leg_is_reported(sandbox: Sandbox) -> None:
+    """The PBX hangs up the nailed-up leg (logout, restart): a `disconnected` event."""
+    async with running(phone_config(sandbox, 1006)) as (phone, events):
+        await events.wait_for(Registered, 10)
+        nail_up(sandbox, 1006)
+        await collect(events, {Answered, MediaActive}, within=10)
+        sandbox.cli("channel request hangup all")
+        gone = await events.wait_for(Disconnected, 10)
+        assert gone.code in (200, 487, 503) or gone.code > 0
+        assert not phone.in_call
+
+
+@contextlib.asynccontextmanager
+async def cli_phone(
+    tmp_path: Path, *args: str, password: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`dialerd phone ...` as the agent would run it (HOME isolated, stdin not a tty)."""
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "DIALERD_PHONE_PASSWORD": password,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialerd", "phone", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def read_until(proc: asyncio.subprocess.Process, needle: str, within: float) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(within):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            assert line, f"dialerd phone exited; output so far: {lines}"
+            lines.append(line.rstrip("\n"))
+            if needle in line:
+                return lines
+
+
+async def quit_cleanly(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, as systemd or the console would: exit 0, no traceback, within seconds."""
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    return err.decode()
+
+
+async def test_cli_answers_the_leg_and_quits_cleanly(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The command line: registers with --null-audio, shows the call on its status line."""
+    server = f"127.0.0.1:{sandbox.sip_port}"
+    args = ("--server", server, "--user", "1007", "--null-audio", "--bind", "127.0.0.1")
+    async with cli_phone(tmp_path, *args, password="secret1007") as proc:
+        await read_until(proc, "| registered |", 15)
+        nail_up(sandbox, 1007)
+        lines = await read_until(proc, "call 00:0", 15)
+        assert "PCMU" in lines[-1] or "PCMA" in lines[-1]
+        await quit_cleanly(proc)
+
+
+async def test_cli_wrong_password_is_one_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    server = f"127.0.0.1:{sandbox.sip_port}"
+    args = ("--server", server, "--user", "1008", "--null-audio", "--bind", "127.0.0.1")
+    async with cli_phone(tmp_path, *args, password="wrong") as proc:
+        lines = await read_until(proc, "rejected", 15)
+        assert lines[-1] == (
+            f"dialerd phone: sip server {server} rejected the credentials for user 1008 "
+            "(401 Unauthorized): check the user name and password"
+            f" (retrying in {lines[-1].rsplit('retrying in ', 1)[1]}"
+        )
+        await read_until(proc, "rejected", 15)  # and again: it retries
+        await quit_cleanly(proc)

@@ -1,0 +1,155 @@
+"""kill -9 during a busy campaign, then restart: no lead lost, none dialled twice.
+
+The daemon runs as a real `dialerd run` process. An independent AMI session counts every
+call that actually reached a simulated customer (the world's `WorldCallee` user event),
+so "dialled twice" is judged by Asterisk, not by dialerd's own bookkeeping: every call a
+customer received must be exactly one recorded attempt of that lead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dialerd.ami import AMIClient, Event
+from dialerd.config.loader import load_config
+from dialerd.demo.run import (
+    AgentRobot,
+    DemoOptions,
+    prepare_store,
+    run_robot,
+    start_phones,
+    write_config,
+)
+from dialerd.demo.services import REPO, Mosquitto
+from tests.conftest import Sandbox
+
+pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
+
+
+def start_daemon(config_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dialerd", "run", "--config", str(config_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+
+
+def lead_statuses(db: Path) -> Counter[str]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return Counter(dict(conn.execute("SELECT status, COUNT(*) FROM leads GROUP BY status")))
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll another process's database: there is no event to wait on."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not predicate():  # noqa: ASYNC110
+                await asyncio.sleep(0.25)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@pytest.mark.timeout(600)
+async def test_kill_9_mid_campaign_loses_nothing_and_dials_nothing_twice(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    opts = DemoOptions(
+        agents=4,
+        leads=60,
+        seed=11,
+        talk=(2.0, 4.0),
+        ring=(2, 6),
+        sandbox_name=sandbox.name,
+        ami_port=sandbox.ami_port,
+        sip_port=sandbox.sip_port,
+        agi_port=sandbox.agi_port,
+        mqtt_port=21885,
+        workdir=tmp_path,
+    )
+    config_dir = write_config(tmp_path, sandbox, opts)
+    config = load_config(config_dir)
+    db = config_dir / "dialerd.db"
+    await prepare_store(db, config, "demo", opts)
+
+    calls_reaching_customers: Counter[str] = Counter()
+    listener = AMIClient(sandbox.ami_host, sandbox.ami_port, sandbox.ami_user, sandbox.ami_secret)
+    events = listener.subscribe()
+
+    async def count_calls() -> None:
+        async for item in events:
+            if isinstance(item, Event) and item.get("UserEvent") == "WorldCallee":
+                calls_reaching_customers["+" + str(item.get("Number"))] += 1
+
+    broker = Mosquitto(opts.mqtt_port)
+    phones = start_phones(opts, sandbox, tmp_path)
+    robots = [AgentRobot(str(1001 + i), random.Random(i), opts.talk) for i in range(opts.agents)]
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config_dir, log)
+    async with listener:
+        counter = asyncio.create_task(count_calls())
+        workers = [
+            asyncio.create_task(run_robot(r, broker.host, broker.port, "demo")) for r in robots
+        ]
+        try:
+            await wait_for(lambda: lead_statuses(db)["dialing"] >= 4, 90, "calls in flight")
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(timeout=10)
+            killed_with = lead_statuses(db)
+            await asyncio.sleep(3)  # some calls end while nobody watches
+            daemon = start_daemon(config_dir, log)
+            await wait_for(
+                lambda: sum(lead_statuses(db)[s] for s in ("ready", "dialing", "callback")) == 0,
+                300,
+                "the campaign to finish",
+            )
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=150) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+            for task in [*workers, counter]:
+                task.cancel()
+            await asyncio.gather(*workers, counter, return_exceptions=True)
+            for proc in phones:
+                proc.terminate()
+            for proc in phones:
+                proc.wait(timeout=10)
+            broker.stop()
+
+    print("at kill:", dict(killed_with), "log:", log.read_text()[-2000:])
+    assert killed_with["dialing"] >= 4
+    statuses = lead_statuses(db)
+    assert statuses["dialing"] == 0, "no lead left in limbo"
+    assert sum(statuses.values()) == 60, "no lead lost"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        attempts = Counter(
+            dict(
+                conn.execute(
+                    "SELECT l.number, COUNT(a.id) FROM leads l"
+                    " LEFT JOIN attempts a ON a.lead_id = l.id GROUP BY l.number"
+                )
+            )
+        )
+    mismatched = {
+        n: (calls_reaching_customers[n], attempts[n])
+        for n in attempts
+        if calls_reaching_customers[n] != attempts[n]
+    }
+    assert mismatched == {}, "every call a customer received is exactly one attempt"
+    assert "recovery demo" in log.read_text()
