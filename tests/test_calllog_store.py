@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from dialerd.cli import cli
 from dialerd.store.calllog import CallFilter, CallLogStore, FinishedCall, SortKey
 from dialerd.store.models import Agent, CallStatus, ClientType, Direction, Extension
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -54,9 +54,10 @@ from dialerd.store.billing import BillingStore
 from dialerd.store.calllog import CallFilter, CallLogStore, CallRow
 from dialerd.store.db import open_db
 from dialerd.store.models import CallStatus, ClientType, Direction
-from tests.conftest import REPO, Broker, Sandbox
+from tests.conftest import Broker, Sandbox
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.sip]
+REPO = Path(__file__).resolve().parents[2]
 
 # Employees: extension -> (user id, behaviour of its sipp peer).
 PEERS = {
