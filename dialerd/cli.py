@@ -24,14 +24,18 @@ def main() -> None:
 
 # Each domain registers its own command group here, one line each.
 from dialerd.billing.cli import billing  # noqa: E402
+from dialerd.calllog.cli import calls  # noqa: E402
 from dialerd.config.cli import campaign, check_config  # noqa: E402
 from dialerd.console.cli import console  # noqa: E402
 from dialerd.daemon.cli import run  # noqa: E402
 from dialerd.demo.cli import demo  # noqa: E402
+from dialerd.inbound.cli import inbound  # noqa: E402
 from dialerd.leads.cli import dnc, leads  # noqa: E402
 from dialerd.leads.why import why  # noqa: E402
 from dialerd.phone.cli import phone  # noqa: E402
+from dialerd.recorder.cli import recordings  # noqa: E402
 
-for command in (run, demo, phone, console, check_config, campaign, leads, dnc, billing):
+for command in (run, demo, phone, console, check_config, campaign, leads, dnc, billing, calls,
+                recordings, inbound):
     cli.add_command(command)
 leads.add_command(why)

@@ -1,1 +1,1 @@
-"""dialerd.recorder."""
+"""dialerd.recorder: call recordings (R-LOG-6) and the ``dialerd recordings`` CLI."""

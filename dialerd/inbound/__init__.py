@@ -1,0 +1,1 @@
+"""dialerd.inbound: caller-ID lookup, registration of new callers and extension routing."""
