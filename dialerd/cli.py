@@ -35,7 +35,19 @@ from dialerd.leads.why import why  # noqa: E402
 from dialerd.phone.cli import phone  # noqa: E402
 from dialerd.recorder.cli import recordings  # noqa: E402
 
-for command in (run, demo, phone, console, check_config, campaign, leads, dnc, billing, calls,
-                recordings, inbound):
+for command in (
+    run,
+    demo,
+    phone,
+    console,
+    check_config,
+    campaign,
+    leads,
+    dnc,
+    billing,
+    calls,
+    recordings,
+    inbound,
+):
     cli.add_command(command)
 leads.add_command(why)

@@ -62,14 +62,16 @@ from dialerd.config.loader import Config, load_config
 from dialerd.config.models import CampaignConfig, DialMode
 from dialerd.floor.agents import Agent, AgentState, AgentStateError, choose_agent
 from dialerd.floor.calls import CampaignFloor, agent_cycle
+from dialerd.inbound.wiring import build_inbound
 from dialerd.leadflow import Claimed, DispositionError, LeadFlow, Reschedule
+from dialerd.mail import MailConfig, Mailer
 from dialerd.pacing import Pacer, create_pacer
 from dialerd.queue import CallbackTarget, Outcome, Presence
 from dialerd.sdnotify import notify, watchdog_interval
 from dialerd.store.billing import BillingStore
+from dialerd.store.calllog import CallLogStore
 from dialerd.store.db import open_db
 from dialerd.store.flow import LeadNotDialing
-from dialerd.store.sqlite import SqliteStore
 
 log = logging.getLogger("dialerd")
 calls_log = logging.getLogger("dialerd.calls")
@@ -172,27 +174,41 @@ class Daemon:
         self._recovered = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.flow: LeadFlow
-        self.store: SqliteStore
+        self.store: CallLogStore
         self.billing: BillingGate
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
         d = self.config.daemon
-        store = self.store = await SqliteStore.open(self.config.store_path)
+        store = self.store = await CallLogStore.open(self.config.store_path)
         billing_conn = await open_db(self.config.store_path)
         now = self.wall()
         for campaign in self.config.campaigns.values():
             await store.sync_campaign(campaign, now)
         self.flow = LeadFlow(store, self.config.campaigns)
         self.billing = BillingGate(BillingService(BillingStore(billing_conn)))
+        # Inbound calls (lookup, routing), the call log and recordings (R-LOG): their
+        # FastAGI routes join /connect, and the log follows the same AMI stream.
+        mail = MailConfig.from_env()
+        calllog = await build_inbound(
+            self.config.directory,
+            store,
+            self.ami,
+            self.agi,
+            bus=self.bus,
+            mailer=Mailer(mail) if mail else None,
+            gate=self.billing,
+        )
         self._load_campaigns(self.config)
         if d.metrics.port:
             start_http_server(d.metrics.port, addr=d.metrics.bind)
         await self.agi.start()
         calls = follow_calls(self.ami, self.tracker)  # subscribes before the first connect
+        logging_calls = asyncio.create_task(calllog.follow(self.ami), name="calllog")
         self.ami.start()
         self._tasks = [
             asyncio.create_task(self._consume_calls(calls), name="calls"),
+            logging_calls,
             asyncio.create_task(self.bus.run(), name="mqtt"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
             asyncio.create_task(self._recover(), name="recover"),

@@ -51,8 +51,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Verdict(Protocol):
-    allowed: bool
-    message: str
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def message(self) -> str: ...
 
 
 class RecordingGate(Protocol):
