@@ -370,6 +370,8 @@ class Engine:
         acc_cfg.sipConfig.authCreds.append(
             pj.AuthCredInfo("digest", "*", cfg.user, 0, cfg.password)
         )
+        if cfg.bind:  # RTP on the same interface as SIP (a VPN, or loopback in tests)
+            acc_cfg.mediaConfig.transportConfig.boundAddress = cfg.bind
         account = PhoneAccount(self, self._generation)
         account.create(acc_cfg)
         self._account = account

@@ -81,7 +81,7 @@ class PhoneConfig:
     local_port: int = 0
     auto_answer: bool = True
     register_timeout: float = 8.0
-    reg_expiry: int = 300
+    reg_expiry: int = 60
     clock_rate: int = 16000
     stats_interval: float = 1.0
     device_retry: float = 5.0

@@ -25,6 +25,7 @@ import pytest
 from dialerd.phone import (
     Answered,
     AudioStats,
+    DeviceProblem,
     Disconnected,
     EventStream,
     Incoming,
@@ -420,3 +421,21 @@ async def test_cli_wrong_password_is_one_line(sandbox: Sandbox, tmp_path: Path) 
         )
         await read_until(proc, "rejected", 15)  # and again: it retries
         await quit_cleanly(proc)
+
+
+async def test_missing_headset_is_one_line_retried_and_the_phone_still_works(
+    sandbox: Sandbox,
+) -> None:
+    """No device matches (this machine has no sound card at all): a one-line
+    device_problem, retried, while registration and the nailed-up leg carry on."""
+    config = phone_config(sandbox, 1011, null_audio=False, capture="Jabra", device_retry=0.5)
+    async with running(config) as (phone, events):
+        problem = (await collect(events, {DeviceProblem, Registered}, within=10))[DeviceProblem]
+        one_line(problem.message)
+        assert "capture device" in problem.message
+        assert "--null-audio" in problem.message or "Jabra" in problem.message
+        again = await events.wait_for(DeviceProblem, 10)
+        assert again.message == problem.message
+        nail_up(sandbox, 1011)
+        await collect(events, {Answered, MediaActive}, within=10)
+        assert phone.in_call
