@@ -342,7 +342,14 @@ class Softphone:
                     self.registered = True
                     self._emit(Registered(server, cfg.user, state.expires))
                 backoff.reset()
-                state = await self._next_reg(generation)  # refreshes, until one fails
+                # pjsua refreshes 5 s before expiry and reports each outcome; no report by
+                # expiry + register_timeout means the refresh went unanswered (the network
+                # or the PBX is gone), which pjsip alone would only say 32 s later.
+                try:
+                    async with asyncio.timeout(state.expires + cfg.register_timeout):
+                        state = await self._next_reg(generation)
+                except TimeoutError:
+                    state = RegState(generation, 408, "registration refresh unanswered", False, 0)
             self.registered = False
             delay = backoff.next()
             message = explain_registration_failure(state.code, state.reason, server, cfg.user)

@@ -439,3 +439,24 @@ async def test_missing_headset_is_one_line_retried_and_the_phone_still_works(
         nail_up(sandbox, 1011)
         await collect(events, {Answered, MediaActive}, within=10)
         assert phone.in_call
+
+
+async def test_losing_the_network_after_registering_is_noticed_and_recovered(
+    sandbox: Sandbox,
+) -> None:
+    """Registered, then the path is cut: the unanswered refresh (Asterisk's minimum
+    expiry is 60 s, so ~55 s in) is reported within register_timeout, and once the path
+    is back the phone registers again by itself. Slow by nature: about a minute."""
+    async with udp_relay(sandbox.sip_port) as (relay, port):
+        relay.open = True
+        config = phone_config(sandbox, 1012, server=f"127.0.0.1:{port}", register_timeout=1.5)
+        async with running(config) as (phone, events):
+            registered = await events.wait_for(Registered, 10)
+            relay.open = False
+            lost = await events.wait_for(RegistrationFailed, registered.expires + 15)
+            assert lost.code == 408
+            one_line(lost.message)
+            assert not phone.registered
+            relay.open = True
+            await events.wait_for(Registered, lost.retry_in + 10)
+            assert phone.registered
