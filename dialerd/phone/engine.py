@@ -82,6 +82,7 @@ class HeadsetControls:
     volume: float = 1.0
     bridge: DeviceBridge | None = None
     meter: LevelMeter = field(default_factory=lambda: LevelMeter(AudioStats.VOICE_RMS))
+    callback_errors: int = 0
 
 
 class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -95,7 +96,6 @@ class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
     def __init__(self, controls: HeadsetControls) -> None:
         super().__init__()
         self._controls = controls
-        self.callback_errors = 0
 
     def onFrameReceived(self, frame: Any) -> None:
         # An exception escaping a SWIG director aborts the process: contain it.
@@ -109,7 +109,7 @@ class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
             if bridge is not None:
                 bridge.to_speaker.write(scale_pcm16(pcm, controls.volume))
         except Exception:
-            self.callback_errors += 1
+            self._controls.callback_errors += 1
 
     def onFrameRequested(self, frame: Any) -> None:
         try:
@@ -126,7 +126,20 @@ class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
             frame.buf = pj.ByteVector(pcm)
             frame.size = len(pcm)
         except Exception:
-            self.callback_errors += 1
+            self._controls.callback_errors += 1
+
+
+def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
+    """Contain exceptions in a pjsua2 callback: one escaping a SWIG director unwinds
+    through pjsua's C code. They are counted in `HeadsetControls.callback_errors`."""
+
+    def wrapper(self: Any, prm: Any) -> None:
+        try:
+            callback(self, prm)
+        except Exception:
+            self._engine.controls.callback_errors += 1
+
+    return wrapper
 
 
 def _host_of(address: str) -> str:
@@ -143,6 +156,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         self._engine = engine
         self.number = call_id
 
+    @_guarded
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
@@ -150,6 +164,7 @@ class PhoneCall(pj.Call):  # type: ignore[misc]
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self._engine.call_ended(self, info.lastStatusCode, info.lastReason)
 
+    @_guarded
     def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()
         for index, media in enumerate(info.media):
@@ -173,6 +188,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
         self._engine = engine
         self.generation = generation
 
+    @_guarded
     def onRegState(self, prm: Any) -> None:
         info = self.getInfo()
         self._engine.post_reg(
@@ -185,6 +201,7 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
             )
         )
 
+    @_guarded
     def onIncomingCall(self, prm: Any) -> None:
         self._engine.incoming(self, int(prm.callId), str(prm.rdata.srcAddress))
 
@@ -238,7 +255,7 @@ class Engine:
     # ---------------------------------------------------------------- pjsua2 thread
     def _run(self) -> None:
         try:
-            self._ep = self._create_endpoint()
+            self._create_endpoint()
         except (pj.Error, OSError) as exc:
             reason = exc.reason if isinstance(exc, pj.Error) else str(exc)
             self._destroy()
@@ -254,9 +271,11 @@ class Engine:
             self._destroy()
             self._fail_pending()
 
-    def _create_endpoint(self) -> Any:
+    def _create_endpoint(self) -> None:
+        """Create, configure and start the library (on self at once, so a failure part
+        way is still torn down by `_destroy`)."""
         cfg = self.config
-        ep = pj.Endpoint()
+        ep = self._ep = pj.Endpoint()
         with _quiet_stdout(cfg.log_level == 0):
             ep.libCreate()
         ep_cfg = pj.EpConfig()
@@ -293,7 +312,6 @@ class Engine:
             self._server_ips = {str(info[4][0]) for info in infos}
         except OSError:
             self._server_ips = {cfg.server_host}
-        return ep
 
     def _drain(self) -> None:
         while True:

@@ -312,6 +312,7 @@ class Softphone:
             rtp_rx_lost=lost,
             muted=controls.muted,
             volume=controls.volume,
+            audio_errors=controls.callback_errors,
         )
 
     # ---------------------------------------------------------------- background

@@ -31,6 +31,7 @@ from dialerd.phone import (
     Incoming,
     MediaActive,
     PhoneConfig,
+    PhoneError,
     PhoneEvent,
     Registered,
     RegistrationFailed,
@@ -133,6 +134,7 @@ async def test_registers_is_nailed_up_and_hears_the_customer(sandbox: Sandbox) -
         assert stats.rtp_rx_packets > 150, stats
         assert stats.rtp_tx_packets > 150, stats  # no VAD: the phone keeps sending
         assert stats.rtp_rx_lost == 0
+        assert stats.audio_errors == 0
         print(
             f"\nheard: {stats.rtp_rx_packets} RTP in / {stats.rtp_tx_packets} out, "
             f"{stats.rx_frames} frames, {stats.voice_frames} voice frames, "
@@ -460,3 +462,19 @@ async def test_losing_the_network_after_registering_is_noticed_and_recovered(
             relay.open = True
             await events.wait_for(Registered, lost.retry_in + 10)
             assert phone.registered
+
+
+async def test_a_stack_that_cannot_start_is_one_line_and_leaves_nothing_running() -> None:
+    """A local address that is not ours: start() raises PhoneError (one line), the pjsua2
+    thread is gone, and a second phone in the same process still starts and stops."""
+    config = PhoneConfig(
+        server="127.0.0.1:5060", user="1013", password="x", null_audio=True, bind="203.0.113.7"
+    )
+    phone = Softphone(config)
+    with pytest.raises(PhoneError, match="cannot start the SIP stack") as err:
+        await phone.start()
+    one_line(str(err.value))
+    await phone.stop()
+    ok = Softphone(PhoneConfig(**{**config.__dict__, "bind": "127.0.0.1"}))
+    await ok.start()
+    await ok.stop()

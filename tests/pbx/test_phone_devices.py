@@ -240,6 +240,7 @@ async def test_headset_hears_the_customer_and_asterisk_hears_the_mic_until_muted
         f"RMS {TONE_RMS:.0f}; last second max RMS {max(tail):.0f}"
     )
     assert heard["voice_frames"] >= 15
+    assert heard["audio_errors"] == 0
     assert loud_out >= 10  # "hello" played on the headset
     assert len(tone) >= 100  # >= 2 s of the mic tone, intact, before mute
     assert max(tail) < 50  # muted: silence (RTP still flowing, see test_phone.py)
