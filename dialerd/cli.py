@@ -22,6 +22,15 @@ def main() -> None:
     cli()
 
 
+# Each domain registers its own command group here, one line each.
+from dialerd.billing.cli import billing  # noqa: E402
+from dialerd.config.cli import campaign, check_config  # noqa: E402
+from dialerd.daemon.cli import run  # noqa: E402
+from dialerd.demo.cli import demo  # noqa: E402
+from dialerd.leads.cli import dnc, leads  # noqa: E402
+from dialerd.leads.why import why  # noqa: E402
 from dialerd.phone.cli import phone  # noqa: E402
 
-cli.add_command(phone)
+for command in (run, demo, phone, check_config, campaign, leads, dnc, billing):
+    cli.add_command(command)
+leads.add_command(why)

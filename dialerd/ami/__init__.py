@@ -1,1 +1,85 @@
-"""dialerd.ami."""
+"""AMI: a sans-IO codec, the one asyncio client, and a call tracker.
+
+See docs/ami.md. The stable public API is re-exported here.
+"""
+
+from dialerd.ami.actions import caller_id, hangup, originate, unescape_c
+from dialerd.ami.calls import (
+    CallAbandoned,
+    CallAdopted,
+    CallAmd,
+    CallAnswered,
+    CallBridged,
+    CallEvent,
+    CallFailed,
+    CallHungUp,
+    CallOriginated,
+    CallRinging,
+    CallTracker,
+    FailReason,
+)
+from dialerd.ami.client import (
+    ActionFailed,
+    ActionTimeout,
+    AMIClient,
+    AMIError,
+    Connected,
+    Disconnected,
+    LoginFailed,
+    NotConnected,
+    OutcomeUnknown,
+    Subscription,
+)
+from dialerd.ami.codec import (
+    NEED_DATA,
+    Action,
+    AMIConnection,
+    Banner,
+    Closed,
+    Event,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    Response,
+)
+from dialerd.ami.watch import follow_calls
+
+__all__ = [
+    "NEED_DATA",
+    "AMIClient",
+    "AMIConnection",
+    "AMIError",
+    "Action",
+    "ActionFailed",
+    "ActionTimeout",
+    "Banner",
+    "CallAbandoned",
+    "CallAdopted",
+    "CallAmd",
+    "CallAnswered",
+    "CallBridged",
+    "CallEvent",
+    "CallFailed",
+    "CallHungUp",
+    "CallOriginated",
+    "CallRinging",
+    "CallTracker",
+    "Closed",
+    "Connected",
+    "Disconnected",
+    "Event",
+    "FailReason",
+    "LocalProtocolError",
+    "LoginFailed",
+    "NotConnected",
+    "OutcomeUnknown",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Response",
+    "Subscription",
+    "caller_id",
+    "follow_calls",
+    "hangup",
+    "originate",
+    "unescape_c",
+]

@@ -1,1 +1,127 @@
-"""dialerd.queue."""
+"""The work queue: who is called next, by whom, and what a finished call means.
+
+A functional core: pure rules over frozen dataclasses, with every instant passed in as a
+tz-aware ``datetime``. No I/O, no clock reads, no asyncio — the store maps rows to these
+types and the daemon drives them. See docs/queue.md.
+"""
+
+from dialerd.queue.attempts import (
+    VOICEMAIL_CODE,
+    Applied,
+    DispositionError,
+    advance_email_status,
+    apply_attempt,
+    carry_note,
+    disposition_problems,
+    effective_outcome,
+    record_email_event,
+    system_code,
+)
+from dialerd.queue.callbacks import (
+    CallbackPhase,
+    CallbackStatus,
+    ScheduledCall,
+    callback_status,
+    link_expires_at,
+    linked_owner,
+    scheduled_calls,
+)
+from dialerd.queue.codes import Category, ContactPriority, FunnelPhase, Outcome, ResultCode
+from dialerd.queue.explain import Explanation, Reason, explain, live_agent_guaranteed, render
+from dialerd.queue.hours import CallingHours, UnknownTimeZone, Window, is_open, next_opening
+from dialerd.queue.model import (
+    AgentState,
+    Attempt,
+    Callback,
+    CallbackRequest,
+    CallbackTarget,
+    CampaignRules,
+    DialMode,
+    EmailStatus,
+    HistoryEntry,
+    Lead,
+    LeadId,
+    Presence,
+    RegistrationCategory,
+    RetryPolicy,
+    TieBreak,
+)
+from dialerd.queue.registration import (
+    RegistrationError,
+    RegistrationRecord,
+    RegistrationStats,
+    registration_problems,
+    registration_stats,
+    validate_registration,
+)
+from dialerd.queue.scoring import call_score, call_score_of, engagement_score, next_phase
+from dialerd.queue.selection import Offer, OfferKind, next_lead, offer_for, select
+from dialerd.queue.state import LeadState, lead_state, retry_due_at
+
+__all__ = [
+    "VOICEMAIL_CODE",
+    "AgentState",
+    "Applied",
+    "Attempt",
+    "Callback",
+    "CallbackPhase",
+    "CallbackRequest",
+    "CallbackStatus",
+    "CallbackTarget",
+    "CallingHours",
+    "CampaignRules",
+    "Category",
+    "ContactPriority",
+    "DialMode",
+    "DispositionError",
+    "EmailStatus",
+    "Explanation",
+    "FunnelPhase",
+    "HistoryEntry",
+    "Lead",
+    "LeadId",
+    "LeadState",
+    "Offer",
+    "OfferKind",
+    "Outcome",
+    "Presence",
+    "Reason",
+    "RegistrationCategory",
+    "RegistrationError",
+    "RegistrationRecord",
+    "RegistrationStats",
+    "ResultCode",
+    "RetryPolicy",
+    "ScheduledCall",
+    "TieBreak",
+    "UnknownTimeZone",
+    "Window",
+    "advance_email_status",
+    "apply_attempt",
+    "call_score",
+    "call_score_of",
+    "callback_status",
+    "carry_note",
+    "disposition_problems",
+    "effective_outcome",
+    "engagement_score",
+    "explain",
+    "is_open",
+    "lead_state",
+    "link_expires_at",
+    "linked_owner",
+    "live_agent_guaranteed",
+    "next_lead",
+    "next_opening",
+    "next_phase",
+    "offer_for",
+    "record_email_event",
+    "registration_problems",
+    "registration_stats",
+    "render",
+    "retry_due_at",
+    "scheduled_calls",
+    "select",
+    "system_code",
+    "validate_registration",
+]

@@ -1,0 +1,1 @@
+"""Baseline pacers re-implemented for benchmarking only (never shipped in dialerd)."""

@@ -1,0 +1,1 @@
+"""`dialerd run`: the daemon a call centre runs beside Asterisk."""

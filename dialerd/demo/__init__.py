@@ -1,0 +1,1 @@
+"""`dialerd demo`: a campaign against the sandbox Asterisk and its simulated world."""

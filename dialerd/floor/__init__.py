@@ -1,0 +1,1 @@
+"""The live floor: agents, calls in flight, and the pacing loop that joins them."""

@@ -1,0 +1,230 @@
+"""Why a lead is or is not dialable now — the single eligibility rule.
+
+:func:`explain` runs every check and returns them all, passed and failed, so an operator
+sees the whole picture ("outside calling hours *and* abandoned 30 h ago"), not just the first
+obstacle. :mod:`dialerd.queue.selection` uses exactly this function to decide what it may
+offer, so ``dialerd leads why LEAD`` can never disagree with the hopper.
+
+A call has a **live agent guaranteed** when the campaign dials in preview mode or the lead
+is being selected *for a named agent* (``agent=...``), who waits for this very call. Only
+then may a number be redialled inside the 72 h abandon guard or the 24 h machine guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from dialerd.queue.callbacks import (
+    CallbackPhase,
+    CallbackStatus,
+    callback_status,
+    link_expires_at,
+    linked_owner,
+)
+from dialerd.queue.hours import (
+    CallingHours,
+    UnknownTimeZone,
+    is_open,
+    next_opening,
+    require_aware,
+    zone,
+    zones,
+)
+from dialerd.queue.model import CampaignRules, DialMode, Lead, LeadId, Presence
+from dialerd.queue.scoring import call_score
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One check: its id, whether it passed, a sentence, and when a failure lifts by itself."""
+
+    check: str
+    ok: bool
+    message: str
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    lead_id: LeadId
+    at: datetime
+    agent: str | None
+    reasons: tuple[Reason, ...]
+    callback: CallbackStatus | None
+
+    @property
+    def dialable(self) -> bool:
+        return all(r.ok for r in self.reasons)
+
+    @property
+    def blocking(self) -> tuple[Reason, ...]:
+        return tuple(r for r in self.reasons if not r.ok)
+
+    @property
+    def earliest(self) -> datetime | None:
+        """A lower bound for when the lead may become dialable: the latest ``until`` of the
+        time-bound blockers; ``None`` if dialable now or some blocker never lifts by itself
+        (closed, DNC, attempts used up, no calling window)."""
+        blocking = self.blocking
+        if not blocking or any(r.until is None for r in blocking):
+            return None
+        return max(r.until for r in blocking if r.until is not None)
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def live_agent_guaranteed(rules: CampaignRules, agent: str | None) -> bool:
+    """Preview mode, or a call dialled for a named agent who waits for it."""
+    return rules.mode is DialMode.PREVIEW or agent is not None
+
+
+def explain(
+    lead: Lead,
+    rules: CampaignRules,
+    presence: Presence,
+    now: datetime,
+    agent: str | None = None,
+) -> Explanation:
+    """Every reason ``lead`` may or may not be offered at ``now``.
+
+    ``agent`` is the free agent the lead would be dialled for; ``None`` asks about the
+    campaign pool (any agent, e.g. predictive over-dialling).
+    """
+    require_aware(now)
+    reasons: list[Reason] = []
+    add = reasons.append
+
+    if lead.closed or not lead.phase.in_funnel:
+        add(Reason("closed", False, f"closed (funnel phase {lead.phase})"))
+    if lead.dnc:
+        add(Reason("dnc", False, f"{lead.phone} is on the do-not-call list"))
+
+    max_attempts = rules.retry.max_attempts
+    if lead.attempts >= max_attempts:
+        add(Reason("attempts", False, f"all {max_attempts} attempts used"))
+    else:
+        add(Reason("attempts", True, f"attempt {lead.attempts + 1} of {max_attempts}"))
+
+    add(_hours_reason(rules.hours, lead.timezone, now))
+
+    cb = None
+    if lead.callback is not None:
+        cb = callback_status(lead.callback, rules, presence, now)
+        add(_callback_reason(cb, lead, agent))
+    if cb is None:
+        link = _link_reason(lead, rules, now, agent)
+        if link is not None:
+            add(link)
+        add(_retry_delay_reason(lead, rules, now))
+
+    guaranteed = live_agent_guaranteed(rules, agent)
+    for check, last, guard, what in (
+        ("abandon-72h", lead.last_abandoned_at, rules.retry.abandon_guard, "abandoned"),
+        ("machine-24h", lead.last_machine_at, rules.retry.machine_guard, "judged a machine"),
+    ):
+        if last is None or now >= last + guard:
+            continue
+        hours = guard.total_seconds() / 3600
+        if guaranteed:
+            add(Reason(check, True, f"{what} at {_utc(last)}; allowed: a live agent is guaranteed"))
+        else:
+            add(
+                Reason(
+                    check,
+                    False,
+                    f"{what} at {_utc(last)}: no redial within {hours:g} h unless a live agent "
+                    f"is guaranteed (preview or reserved); pool dialling from {_utc(last + guard)}",
+                    last + guard,
+                )
+            )
+    return Explanation(lead.id, now, agent, tuple(reasons), cb)
+
+
+@lru_cache(maxsize=4096)
+def _hours_reason(hours: CallingHours, tz: str, now: datetime) -> Reason:
+    """Cached: a campaign's leads share a handful of zones, and a selection asks about all
+    of them at one ``now`` — the verdict depends on nothing else."""
+    try:
+        names = zones(tz)
+        open_now = is_open(hours, tz, now)
+        opening = None if open_now else next_opening(hours, tz, now)
+    except UnknownTimeZone as exc:
+        return Reason("hours", False, f"{exc}: cannot tell the local time, never dialled")
+    local = ", ".join(f"{now.astimezone(zone(n)):%a %H:%M} {n}" for n in names)
+    if open_now:
+        return Reason("hours", True, f"inside calling hours ({local})")
+    if opening is None:
+        return Reason("hours", False, f"outside calling hours ({local}); no window within a year")
+    first = zone(names[0])
+    return Reason(
+        "hours",
+        False,
+        f"outside calling hours ({local}); next window opens "
+        f"{opening.astimezone(first):%a %Y-%m-%d %H:%M} {names[0]} ({_utc(opening)})",
+        opening,
+    )
+
+
+def _callback_reason(cb: CallbackStatus, lead: Lead, agent: str | None) -> Reason:
+    assert lead.callback is not None
+    comment = f' — "{lead.callback.comment}"' if lead.callback.comment else ""
+    if cb.phase is CallbackPhase.PENDING:
+        return Reason(
+            "callback",
+            False,
+            f"callback not due until {_utc(lead.callback.due_at)}{comment}",
+            lead.callback.due_at,
+        )
+    if cb.phase is CallbackPhase.RESERVED and cb.reserved_for != agent:
+        return Reason("callback", False, f"callback {cb.why}{comment}", cb.until)
+    return Reason("callback", True, f"callback due: {cb.why}{comment}")
+
+
+def _link_reason(
+    lead: Lead, rules: CampaignRules, now: datetime, agent: str | None
+) -> Reason | None:
+    owner = linked_owner(lead, rules, now)
+    if owner is None:
+        return None
+    expires = link_expires_at(lead, rules)
+    release = f"; released {_utc(expires)}" if expires is not None else ""
+    if owner == agent:
+        return Reason("linked", True, f"linked to {owner} (this agent){release}")
+    return Reason("linked", False, f"linked to {owner}: only {owner} gets it{release}", expires)
+
+
+def _retry_delay_reason(lead: Lead, rules: CampaignRules, now: datetime) -> Reason:
+    if lead.last_attempt_at is None or lead.last_outcome is None:
+        return Reason("retry", True, f"fresh lead, call score {call_score(lead):.2f}")
+    ready = lead.last_attempt_at + rules.retry.delay(lead.last_outcome)
+    if now < ready:
+        return Reason(
+            "retry",
+            False,
+            f"last attempt {lead.last_outcome} at {_utc(lead.last_attempt_at)}; "
+            f"retry not before {_utc(ready)}",
+            ready,
+        )
+    return Reason(
+        "retry",
+        True,
+        f"retry after {lead.last_outcome} is due, call score {call_score(lead):.2f}",
+    )
+
+
+def render(explanation: Explanation) -> str:
+    """Human-readable text for ``dialerd leads why``: a verdict line, then one line per check."""
+    who = f"for agent {explanation.agent}" if explanation.agent else "for any agent"
+    if explanation.dialable:
+        verdict = "DIALABLE"
+    else:
+        earliest = explanation.earliest
+        verdict = "NOT dialable" + (f" (earliest {_utc(earliest)})" if earliest is not None else "")
+    lines = [f"lead {explanation.lead_id} at {_utc(explanation.at)} {who}: {verdict}"]
+    for r in explanation.reasons:
+        lines.append(f"  {'ok ' if r.ok else 'NO '} {r.check:<12} {r.message}")
+    return "\n".join(lines)

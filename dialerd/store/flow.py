@@ -1,0 +1,237 @@
+"""SQL the lead flow (``dialerd.leadflow``) needs on top of the lead/callback basics.
+
+Each method is one transaction because each is one crash-safety step of a call's life:
+
+* `claim_for_dial` — the leads become ``dialing`` and the callbacks they serve ``offered``
+  together, committed *before* the daemon originates: after a crash every lead that may be
+  on a call is visible as ``dialing`` (and its callback as ``offered``), never lost.
+* `record_flow` — the attempt, the lead's new summary, the consumed callback, the next
+  callback and the agent's registration, all or nothing: a crash never leaves an attempt
+  without its callback, nor a lead rescheduled without the attempt that rescheduled it.
+  It only moves a lead that is ``dialing`` (or was put on the DNC list during the call: the
+  attempt is still recorded, the lead stays ``dnc`` and gets no callback), so a disposition
+  sent twice records once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from dialerd.store.base import SqlBase, chunks, placeholders
+from dialerd.store.leads import _CALLBACK_COLS, LEAD_COLS, _callback, lead_from_row
+from dialerd.store.models import (
+    AttemptRecord,
+    Callback,
+    DueCallback,
+    Lead,
+    LeadUpdate,
+    NewCallback,
+)
+
+
+class LeadNotDialing(LookupError):
+    """The lead is not (any more) in status ``dialing``: its outcome was already recorded."""
+
+
+class FlowStore(Protocol):
+    """The store methods of the lead flow (part of ``dialerd.store.api.Store``)."""
+
+    async def due_callbacks(self, campaign_id: int, now: float, limit: int) -> list[DueCallback]:
+        """Every due pending callback of a campaign, whoever owns it, by due time (DNC out).
+
+        Unlike ``select_dialable`` it keeps reservations of other agents: whether a
+        reservation still holds depends on who is logged in (R-CB-6), which the rules decide.
+        """
+
+    async def open_callback(self, lead_id: int) -> Callback | None:
+        """The lead's pending or offered callback (the one its next attempt consumes)."""
+
+    async def claim_for_dial(self, claims: Sequence[tuple[int, int | None]]) -> list[int]:
+        """Claim (lead id, callback id or None) pairs in one transaction; the ids won."""
+
+    async def record_flow(
+        self,
+        attempt: AttemptRecord,
+        update: LeadUpdate,
+        *,
+        consumed_callback: int | None = None,
+        callback: NewCallback | None = None,
+        topic_ids: Sequence[int] = (),
+        now: float,
+    ) -> int:
+        """Record a finished attempt of a ``dialing`` lead with all it implies; the attempt id.
+
+        Raises `LeadNotDialing` (nothing written) when the lead is not ``dialing``.
+        """
+
+    async def dialing_leads(self, campaign_id: int) -> list[Lead]:
+        """The campaign's leads in status ``dialing`` (for crash recovery)."""
+
+    async def call_log_id(self, uniqueid: str) -> int | None:
+        """The call-log id of the call Asterisk knows as `uniqueid`."""
+
+    async def recordings_by_call(self, call_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Recording paths per call id, oldest first (R-AD-4 history links)."""
+
+
+class FlowSql(SqlBase):
+    """The SQLite implementation of `FlowStore`."""
+
+    async def due_callbacks(self, campaign_id: int, now: float, limit: int) -> list[DueCallback]:
+        """Due pending callbacks of leads waiting for them, any owner (see `FlowStore`)."""
+        cb_cols = ", ".join(f"c.{c.strip()}" for c in _CALLBACK_COLS.split(","))
+        lead_cols = ", ".join(f"l.{c.strip()}" for c in LEAD_COLS.split(","))
+        rows = await self._all(
+            f"SELECT {cb_cols}, {lead_cols} FROM callbacks c JOIN leads l ON l.id = c.lead_id"
+            " WHERE c.campaign_id = ? AND c.status = 'pending' AND c.due_at <= ?"
+            " AND l.status = 'callback'"
+            " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
+            " ORDER BY c.due_at, c.lead_id LIMIT ?",
+            (campaign_id, now, limit),
+        )
+        n = _CALLBACK_COLS.count(",") + 1
+        return [DueCallback(_callback(tuple(r)[:n]), lead_from_row(tuple(r)[n:])) for r in rows]
+
+    async def open_callback(self, lead_id: int) -> Callback | None:
+        """The newest pending/offered callback of a lead."""
+        row = await self._one(
+            f"SELECT {_CALLBACK_COLS} FROM callbacks WHERE lead_id = ?"
+            " AND status IN ('pending', 'offered') ORDER BY id DESC LIMIT 1",
+            (lead_id,),
+        )
+        return _callback(tuple(row)) if row else None
+
+    async def claim_for_dial(self, claims: Sequence[tuple[int, int | None]]) -> list[int]:
+        """Leads to ``dialing`` and their callbacks to ``offered``, atomically."""
+        won: list[int] = []
+        async with self._tx() as db:
+            for lead_id, callback_id in claims:
+                cur = await db.execute(
+                    "UPDATE leads SET status = 'dialing' WHERE id = ?"
+                    " AND status IN ('ready', 'callback')",
+                    (lead_id,),
+                )
+                if not cur.rowcount:
+                    continue
+                won.append(lead_id)
+                if callback_id is not None:
+                    await db.execute(
+                        "UPDATE callbacks SET status = 'offered'"
+                        " WHERE id = ? AND status = 'pending'",
+                        (callback_id,),
+                    )
+        return won
+
+    async def record_flow(
+        self,
+        attempt: AttemptRecord,
+        update: LeadUpdate,
+        *,
+        consumed_callback: int | None = None,
+        callback: NewCallback | None = None,
+        topic_ids: Sequence[int] = (),
+        now: float,
+    ) -> int:
+        """One transaction: lead summary (only if dialing), attempt, callbacks, topics."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE leads SET status = CASE status WHEN 'dnc' THEN 'dnc' ELSE ? END,"
+                " phase = ?, attempts = ?, score_total = ?, call_score = ?, next_dial_at = ?,"
+                " last_result = ?, last_outcome = ?, last_attempt_at = ?, last_abandoned_at = ?,"
+                " last_machine_at = ?, linked_agent = ?, linked_at = ?"
+                " WHERE id = ? AND status IN ('dialing', 'dnc')",
+                (
+                    update.status.value,
+                    update.phase,
+                    update.attempts,
+                    update.score_total,
+                    update.call_score,
+                    update.next_dial_at,
+                    update.last_result,
+                    update.last_outcome,
+                    update.last_attempt_at,
+                    update.last_abandoned_at,
+                    update.last_machine_at,
+                    update.linked_agent,
+                    update.linked_at,
+                    attempt.lead_id,
+                ),
+            )
+            if not cur.rowcount:
+                raise LeadNotDialing(f"lead {attempt.lead_id} is not dialing")
+            async with db.execute(
+                "INSERT INTO attempts(lead_id, campaign_id, call_id, agent, started_at, ended_at,"
+                " outcome, result_code, score, note, email_to, email_status)"
+                " SELECT id, campaign_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM leads WHERE id = ?"
+                " RETURNING id",
+                (
+                    attempt.call_id,
+                    attempt.agent,
+                    attempt.started_at,
+                    attempt.ended_at,
+                    attempt.outcome,
+                    attempt.result_code,
+                    attempt.score,
+                    attempt.note,
+                    attempt.email_to,
+                    attempt.email_status,
+                    attempt.lead_id,
+                ),
+            ) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None  # the lead exists: it was just updated
+            attempt_id = int(row[0])
+            if consumed_callback is not None:
+                await db.execute(
+                    "UPDATE callbacks SET status = 'done' WHERE id = ?", (consumed_callback,)
+                )
+            if callback is not None:
+                await db.execute(
+                    "INSERT INTO callbacks(lead_id, campaign_id, owner_agent, due_at,"
+                    " reserved_until, comment, created_by, created_at)"
+                    " SELECT id, campaign_id, ?, ?, ?, ?, ?, ? FROM leads"
+                    " WHERE id = ? AND status = 'callback'",
+                    (
+                        callback.owner_agent,
+                        callback.due_at,
+                        callback.reserved_until,
+                        callback.comment,
+                        callback.created_by,
+                        now,
+                        callback.lead_id,
+                    ),
+                )
+            await db.executemany(
+                "INSERT INTO registrations(topic_id, call_id, attempt_id, agent, registered_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(t, attempt.call_id, attempt_id, attempt.agent, now) for t in topic_ids],
+            )
+        return attempt_id
+
+    async def dialing_leads(self, campaign_id: int) -> list[Lead]:
+        """Leads handed to the dialer whose outcome is not recorded."""
+        rows = await self._all(
+            f"SELECT {LEAD_COLS} FROM leads WHERE campaign_id = ? AND status = 'dialing'"
+            " ORDER BY id",
+            (campaign_id,),
+        )
+        return [lead_from_row(tuple(r)) for r in rows]
+
+    async def call_log_id(self, uniqueid: str) -> int | None:
+        """The call-log row of an Asterisk uniqueid/linkedid."""
+        row = await self._one("SELECT id FROM call_log WHERE uniqueid = ?", (uniqueid,))
+        return int(row[0]) if row else None
+
+    async def recordings_by_call(self, call_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Recording paths per call id."""
+        found: dict[int, list[str]] = {}
+        for part in chunks([str(i) for i in sorted(set(call_ids))]):
+            rows = await self._all(
+                f"SELECT call_id, path FROM recordings WHERE call_id IN"
+                f" ({placeholders(len(part))}) ORDER BY started_at, id",
+                tuple(int(i) for i in part),
+            )
+            for r in rows:
+                found.setdefault(int(r[0]), []).append(str(r[1]))
+        return found
