@@ -16,6 +16,7 @@ attributes and locked FIFOs), never pjlib or asyncio.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import queue
@@ -74,6 +75,39 @@ class RegState:
     expires: int
 
 
+_POINTER = ctypes.sizeof(ctypes.c_void_p)
+
+
+def vector_bytes_direct(vector: Any) -> bytes:
+    """The contents of a pjsua2 ByteVector, read straight from the std::vector.
+
+    std::vector<unsigned char> starts with its begin and end pointers in libstdc++, libc++
+    and MSVC alike; `int(vector.this)` is the vector's address.
+    """
+    address = int(vector.this)
+    begin = ctypes.c_void_p.from_address(address).value
+    end = ctypes.c_void_p.from_address(address + _POINTER).value
+    if not begin or not end:
+        return b""
+    return ctypes.string_at(begin, end - begin)
+
+
+def _vector_reader() -> Callable[[Any], bytes]:
+    """The fastest correct way to turn a ByteVector into bytes on this build.
+
+    `bytes(vector)` walks the vector element by element through SWIG: 0.7 ms for one 20 ms
+    frame at 16 kHz, about 3.5 % of a core per call for the received audio alone. The
+    direct read takes ~5 us; it is used only once it reproduced a known vector exactly.
+    """
+    probe = bytes(range(256)) * 3
+    if vector_bytes_direct(pj.ByteVector(probe)) == probe:
+        return vector_bytes_direct
+    return bytes
+
+
+frame_bytes = _vector_reader()
+
+
 @dataclass
 class HeadsetControls:
     """State shared with the media clock thread: plain attributes, swapped atomically."""
@@ -102,7 +136,7 @@ class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
         try:
             if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
                 return
-            pcm = bytes(frame.buf)
+            pcm = frame_bytes(frame.buf)
             controls = self._controls
             controls.meter.feed(pcm)
             bridge = controls.bridge
