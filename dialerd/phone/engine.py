@@ -42,6 +42,7 @@ from dialerd.phone.events import (
 
 T = TypeVar("T")
 POLL_MS = 10
+_ENDPOINT_SLOT = threading.Lock()  # held by the one engine thread that owns pjsua2
 
 
 class EngineError(Exception):
@@ -268,7 +269,16 @@ class Engine:
 
     # ---------------------------------------------------------------- any thread
     def start(self) -> Future[None]:
-        """Start the thread; the future resolves once the stack is up (or failed)."""
+        """Start the thread; the future resolves once the stack is up (or failed).
+
+        pjsua2's Endpoint is a process-wide singleton whose constructor, when one exists
+        already, throws a C++ exception that terminates the process: refuse instead.
+        """
+        if not _ENDPOINT_SLOT.acquire(blocking=False):
+            self._ready.set_exception(
+                EngineError("another softphone is already running in this process")
+            )
+            return self._ready
         self._thread.start()
         return self._ready
 
@@ -283,17 +293,31 @@ class Engine:
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread to finish; False if it is still running."""
+        if self._thread.ident is None:  # never started (start() refused)
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
     # ---------------------------------------------------------------- pjsua2 thread
     def _run(self) -> None:
         try:
+            self._run_library()
+        finally:
+            _ENDPOINT_SLOT.release()
+
+    def _run_library(self) -> None:
+        failure: EngineError | None = None
+        try:
             self._create_endpoint()
         except (pj.Error, OSError) as exc:
             reason = exc.reason if isinstance(exc, pj.Error) else str(exc)
+            failure = EngineError(f"cannot start the SIP stack: {reason}")
+        if failure is not None:
+            # Only now, with the traceback (whose frames hold the Endpoint) released: the
+            # Endpoint is a singleton that must die on this thread before anyone, woken by
+            # the failure, creates the next one (observed: abort in Endpoint()).
             self._destroy()
-            self._ready.set_exception(EngineError(f"cannot start the SIP stack: {reason}"))
+            self._ready.set_exception(failure)
             return
         self._ready.set_result(None)
         try:
@@ -502,14 +526,20 @@ def pjsua_device_count() -> int:
     Runs a throw-away library instance on the calling thread (pjsua2 registers the thread
     that calls libCreate), so call it only when no Softphone runs in this process.
     """
-    ep = pj.Endpoint()
-    with _quiet_stdout(True):
-        ep.libCreate()
-    ep_cfg = pj.EpConfig()
-    ep_cfg.logConfig.level = 0
-    ep_cfg.logConfig.consoleLevel = 0
-    ep.libInit(ep_cfg)
+    if not _ENDPOINT_SLOT.acquire(blocking=False):
+        raise EngineError("a softphone is running in this process")
     try:
-        return int(ep.audDevManager().getDevCount())
+        ep = pj.Endpoint()
+        with _quiet_stdout(True):
+            ep.libCreate()
+        ep_cfg = pj.EpConfig()
+        ep_cfg.logConfig.level = 0
+        ep_cfg.logConfig.consoleLevel = 0
+        ep.libInit(ep_cfg)
+        try:
+            return int(ep.audDevManager().getDevCount())
+        finally:
+            ep.libDestroy()
+            del ep
     finally:
-        ep.libDestroy()
+        _ENDPOINT_SLOT.release()

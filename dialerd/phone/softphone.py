@@ -205,10 +205,12 @@ class Softphone:
             self._post_from_engine,
             self._post_reg_from_engine,
         )
+        engine = self._engine
         try:
-            await asyncio.wrap_future(self._engine.start())
+            await asyncio.wrap_future(engine.start())
         except EngineError as exc:
             self._engine = None
+            await asyncio.to_thread(engine.join, 15.0)  # gone before another phone starts
             raise PhoneError(str(exc)) from None
         loop = self._loop
         self._tasks.append(loop.create_task(self._registration_loop()))

@@ -484,3 +484,35 @@ async def test_a_stack_that_cannot_start_is_one_line_and_leaves_nothing_running(
     ok = Softphone(PhoneConfig(**{**config.__dict__, "bind": "127.0.0.1"}))
     await ok.start()
     await ok.stop()
+
+
+async def test_without_auto_answer_the_call_rings_until_answered(sandbox: Sandbox) -> None:
+    """auto_answer off: `incoming` says so, the leg waits, and answer() connects it."""
+    async with running(phone_config(sandbox, 1014, auto_answer=False)) as (phone, events):
+        await events.wait_for(Registered, 10)
+        nail_up(sandbox, 1014)
+        incoming = await events.wait_for(Incoming, 10)
+        assert not incoming.auto_answer
+        assert "PJSIP/1014-" not in sandbox.cli("confbridge list")
+        await phone.answer()
+        await collect(events, {Answered, MediaActive}, within=10)
+        assert "PJSIP/1014-" in sandbox.cli("confbridge list dialerd-agent-1014")
+
+
+async def test_a_second_softphone_in_one_process_is_refused_not_fatal() -> None:
+    """pjsua2 allows one Endpoint per process, and its constructor would abort the process
+    on a second: the second Softphone gets a one-line PhoneError, the first runs on."""
+    config = PhoneConfig(
+        server="127.0.0.1:5060", user="1016", password="x", null_audio=True, bind="127.0.0.1"
+    )
+    first = Softphone(config)
+    await first.start()
+    try:
+        with pytest.raises(PhoneError, match="another softphone is already running"):
+            await Softphone(config).start()
+        await first.mute()
+    finally:
+        await first.stop()
+    again = Softphone(config)
+    await again.start()
+    await again.stop()

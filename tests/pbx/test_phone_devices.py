@@ -244,3 +244,48 @@ async def test_headset_hears_the_customer_and_asterisk_hears_the_mic_until_muted
     assert loud_out >= 10  # "hello" played on the headset
     assert len(tone) >= 100  # >= 2 s of the mic tone, intact, before mute
     assert max(tail) < 50  # muted: silence (RTP still flowing, see test_phone.py)
+
+
+async def test_cli_picks_the_headset_by_name_and_remembers_it(
+    sandbox: Sandbox, headset_home: Path
+) -> None:
+    """`--device headset` opens dialerd_headset both ways, saves the choice by name, and
+    `--list-devices` then shows the devices and the saved choice."""
+    env = {
+        **os.environ,
+        "HOME": str(headset_home),
+        "PYTHONPATH": str(REPO),
+        "DIALERD_PHONE_PASSWORD": "secret1015",
+    }
+    args = ("--server", f"127.0.0.1:{sandbox.sip_port}", "--user", "1015", "--bind", "127.0.0.1")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialerd", "phone", *args, "--device", "headset",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        while "audio on" not in (text := await line(proc, 20)):
+            pass
+        assert text == "dialerd phone: audio on 'dialerd_headset' / 'dialerd_headset'"
+        proc.terminate()
+        async with asyncio.timeout(15):
+            await proc.wait()
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    saved = (headset_home / ".config" / "dialerd" / "phone.yaml").read_text()
+    assert "capture: dialerd_headset" in saved
+    assert "playback: dialerd_headset" in saved
+
+    listing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialerd", "phone", "--list-devices",
+        stdout=asyncio.subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, _ = await listing.communicate()
+    text = out.decode()
+    assert "dialerd_headset" in text
+    assert "capture=dialerd_headset, playback=dialerd_headset" in text
+    assert "pjsua2's own sound devices: 0" in text
