@@ -381,6 +381,8 @@ class Engine:
                 continue
             try:
                 future.set_result(command(self))
+            except pj.Error as exc:  # one line for the agent; pj.Error's repr is a dump
+                future.set_exception(EngineError(f"{exc.title}: {exc.reason}".splitlines()[0]))
             except Exception as exc:
                 future.set_exception(exc)
 

@@ -332,7 +332,14 @@ class Softphone:
         backoff = Backoff(first=cfg.backoff_first, cap=cfg.backoff_cap)
         server = f"{self.server_host}:{self.server_port}"
         while True:
-            generation = await self._run(lambda e: e.register())
+            try:
+                generation = await self._run(lambda e: e.register())
+            except PhoneError as exc:  # pjsua refused the account itself (e.g. a bad URI)
+                delay = backoff.next()
+                message = f"cannot register {cfg.user} at {server}: {exc}"
+                self._emit(RegistrationFailed(0, str(exc), message, delay))
+                await asyncio.sleep(delay)
+                continue
             try:
                 async with asyncio.timeout(cfg.register_timeout):
                     state = await self._next_reg(generation)

@@ -516,3 +516,17 @@ async def test_a_second_softphone_in_one_process_is_refused_not_fatal() -> None:
     again = Softphone(config)
     await again.start()
     await again.stop()
+
+
+async def test_refusals_from_pjsua_are_one_line_phone_errors(sandbox: Sandbox) -> None:
+    """An account pjsua itself refuses (a user with a space makes a bad URI) is a
+    registration failure, retried like any other; commands without a call are PhoneErrors."""
+    config = phone_config(sandbox, 1017, user="10 17")
+    async with running(config) as (phone, events):
+        failed = await events.wait_for(RegistrationFailed, 10)
+        one_line(failed.message)
+        assert failed.message.startswith(f"cannot register 10 17 at 127.0.0.1:{sandbox.sip_port}")
+        await events.wait_for(RegistrationFailed, failed.retry_in + 5)  # retried
+        for command in (phone.hangup, phone.answer, lambda: phone.dtmf("1")):
+            with pytest.raises(PhoneError, match="no call"):
+                await command()
