@@ -530,3 +530,29 @@ async def test_refusals_from_pjsua_are_one_line_phone_errors(sandbox: Sandbox) -
         for command in (phone.hangup, phone.answer, lambda: phone.dtmf("1")):
             with pytest.raises(PhoneError, match="no call"):
                 await command()
+
+
+async def test_network_loss_during_the_nailed_up_leg_keeps_the_call_and_reregisters(
+    sandbox: Sandbox,
+) -> None:
+    """The realistic case: the agent sits in the nailed-up leg all shift when SIP is cut.
+    The lost refresh is reported, the leg is kept (its RTP does not go through the cut
+    path), and when the path is back the phone registers again on the same account.
+    Slow by nature: ~55 s to the refresh plus pjsip's own 32 s REGISTER timeout."""
+    async with udp_relay(sandbox.sip_port) as (relay, port):
+        relay.open = True
+        config = phone_config(sandbox, 1018, server=f"127.0.0.1:{port}", register_timeout=1.5)
+        async with running(config) as (phone, events):
+            registered = await events.wait_for(Registered, 10)
+            nail_up(sandbox, 1018)
+            await collect(events, {Answered, MediaActive}, within=10)
+            relay.open = False
+            lost = await events.wait_for(RegistrationFailed, registered.expires + 15)
+            one_line(lost.message)
+            assert phone.in_call
+            relay.open = True
+            await events.wait_for(Registered, 32 + 30)
+            assert phone.in_call
+            stats = await events.wait_for(AudioStats, 5)
+            assert stats.rtp_rx_packets > 0
+            assert "PJSIP/1018-" in sandbox.cli("confbridge list dialerd-agent-1018")
