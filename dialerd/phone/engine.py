@@ -132,36 +132,68 @@ class HeadsetPort(pj.AudioMediaPort):  # type: ignore[misc]
         super().__init__()
         self._controls = controls
 
+    # Nothing may escape a SWIG director: it would unwind through pjmedia's C code on the
+    # clock thread (observed: the process then spins forever at exit). And the handlers
+    # may run on a half-destroyed object: when the last reference goes, Python clears the
+    # instance's attributes *before* the C++ destructor takes the port out of the
+    # conference, and the clock thread can call in between. So they require nothing.
+
     def onFrameReceived(self, frame: Any) -> None:
-        # An exception escaping a SWIG director aborts the process: contain it.
         try:
-            if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
-                return
-            pcm = frame_bytes(frame.buf)
-            controls = self._controls
-            controls.meter.feed(pcm)
-            bridge = controls.bridge
-            if bridge is not None:
-                bridge.to_speaker.write(scale_pcm16(pcm, controls.volume))
+            self._received(frame)
         except Exception:
-            self._controls.callback_errors += 1
+            self._count_error()
 
     def onFrameRequested(self, frame: Any) -> None:
         try:
-            controls = self._controls
-            bridge = controls.bridge
-            size = int(frame.size)
-            if bridge is not None:
-                pcm = bridge.from_mic.read(size)  # drained even when muted: no stale audio
-                if controls.muted:
-                    pcm = bytes(size)
-            else:
-                pcm = bytes(size)
-            frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
-            frame.buf = pj.ByteVector(pcm)
-            frame.size = len(pcm)
+            self._requested(frame)
         except Exception:
-            self._controls.callback_errors += 1
+            self._count_error()
+
+    def _count_error(self) -> None:
+        with contextlib.suppress(Exception):
+            controls = getattr(self, "_controls", None)
+            if controls is not None:
+                controls.callback_errors += 1
+
+    def _received(self, frame: Any) -> None:
+        if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO or frame.size == 0:
+            return
+        pcm = frame_bytes(frame.buf)
+        controls = self._controls
+        controls.meter.feed(pcm)
+        bridge = controls.bridge
+        if bridge is not None:
+            bridge.to_speaker.write(scale_pcm16(pcm, controls.volume))
+
+    def _requested(self, frame: Any) -> None:
+        controls = self._controls
+        bridge = controls.bridge
+        size = int(frame.size)
+        if bridge is not None:
+            pcm = bridge.from_mic.read(size)  # drained even when muted: no stale audio
+            if controls.muted:
+                pcm = bytes(size)
+        else:
+            pcm = bytes(size)
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(pcm)
+        frame.size = len(pcm)
+
+
+def destroy_native(proxy: Any) -> None:
+    """Delete the C++ object behind a pjsua2 proxy now, while the Python object lives.
+
+    Letting the last reference go instead is unsafe for director objects: Python starts
+    deallocating (clearing attributes, refcount 0) *before* the C++ destructor runs, and
+    that destructor releases the GIL while it takes the port out of the conference or
+    hangs the call up, so pjmedia's clock thread or a call callback can enter the dying
+    object, resurrect and free it a second time. Observed: AttributeErrors from
+    onFrameRequested, segfaults, and a corrupted GC list that spun forever at exit.
+    SWIG's destroy disowns the pointer, so the later Python deallocation deletes nothing.
+    """
+    if proxy is not None and proxy.this.own():
+        type(proxy).__swig_destroy__(proxy)
 
 
 def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
@@ -172,7 +204,10 @@ def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
         try:
             callback(self, prm)
         except Exception:
-            self._engine.controls.callback_errors += 1
+            # `self` may be half-destroyed (a Call's destructor can still report): see
+            # HeadsetPort; counting must not raise either.
+            with contextlib.suppress(Exception):
+                self._engine.controls.callback_errors += 1
 
     return wrapper
 
@@ -323,7 +358,7 @@ class Engine:
         try:
             while not self._stopping:
                 self._ep.libHandleEvents(POLL_MS)
-                self._ended.clear()  # deleted here, outside the callback that ended them
+                self._destroy_ended()  # here, outside the callback that ended them
                 self._drain()
         finally:
             self._destroy()
@@ -401,17 +436,22 @@ class Engine:
         if ep is not None:
             try:
                 ep.hangupAllCalls()
-                for _ in range(50):  # up to ~0.5 s for BYEs to go out
+                for _ in range(200):  # up to ~2 s for the BYE's answer: the call (and its
+                    # link to the headset port) is gone before the port is destroyed
                     if self.call is None:
                         break
                     ep.libHandleEvents(POLL_MS)
             except pj.Error:
                 pass
-        self.call = None
-        self._ended.clear()
+        if self.call is not None:
+            self._ended.append(self.call)
+            self.call = None
+        self._destroy_ended()
         if self._account is not None:
             self._account.shutdown()
+            destroy_native(self._account)
             self._account = None
+        destroy_native(self.headset)
         self.headset = None
         gc.collect()  # SWIG proxies in cycles must die before libDestroy, on this thread
         if ep is not None:
@@ -436,6 +476,7 @@ class Engine:
             return self._generation
         if self._account is not None:
             self._account.shutdown()
+            destroy_native(self._account)
             self._account = None
         cfg = self.config
         self._generation += 1
@@ -470,6 +511,13 @@ class Engine:
         self.controls.meter = LevelMeter(AudioStats.VOICE_RMS)
         op.statusCode = 200 if auto else 180
         call.answer(op)
+
+    def _destroy_ended(self) -> None:
+        """Destroy finished calls natively (see `destroy_native`); a destructor may end
+        another call, which then waits for the next round."""
+        ended, self._ended = self._ended, []
+        for call in ended:
+            destroy_native(call)
 
     def call_ended(self, call: PhoneCall, code: int, reason: str) -> None:
         if self.call is call:
