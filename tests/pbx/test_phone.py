@@ -556,3 +556,30 @@ async def test_network_loss_during_the_nailed_up_leg_keeps_the_call_and_reregist
             stats = await events.wait_for(AudioStats, 5)
             assert stats.rtp_rx_packets > 0
             assert "PJSIP/1018-" in sandbox.cli("confbridge list dialerd-agent-1018")
+
+
+async def test_many_cli_phones_in_calls_all_exit_cleanly_on_sigterm(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Regression: tearing pjsua2 down while the media clock runs once corrupted the
+    interpreter (1-3 of 8 phones per SIGTERM round spun forever at exit, or segfaulted)."""
+    agents = range(1021, 1026)
+    server = f"127.0.0.1:{sandbox.sip_port}"
+    for _ in range(2):
+        async with contextlib.AsyncExitStack() as stack:
+            procs = [
+                await stack.enter_async_context(
+                    cli_phone(
+                        tmp_path,
+                        *("--server", server, "--user", str(agent), "--null-audio"),
+                        *("--bind", "127.0.0.1"),
+                        password=f"secret{agent}",
+                    )
+                )
+                for agent in agents
+            ]
+            await asyncio.gather(*(read_until(p, "| registered |", 60) for p in procs))
+            for agent in agents:
+                nail_up(sandbox, agent)
+            await asyncio.gather(*(read_until(p, "call 00:02", 60) for p in procs))
+            await asyncio.gather(*(quit_cleanly(p) for p in procs))
