@@ -95,7 +95,7 @@ async def main():
     print("media", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)  # the customer is on
-    heard = await events.wait_for(AudioStats, 20, lambda s: s.voice_frames >= 15)
+    heard = await events.wait_for(AudioStats, 20, lambda s: s.voice_frames >= 10)
     await asyncio.sleep(1)
     await phone.mute()
     print("muted", flush=True)
@@ -239,7 +239,7 @@ async def test_headset_hears_the_customer_and_asterisk_hears_the_mic_until_muted
         f"asterisk heard: {len(sent)} windows, {len(tone)} within 10 % of the tone's "
         f"RMS {TONE_RMS:.0f}; last second max RMS {max(tail):.0f}"
     )
-    assert heard["voice_frames"] >= 15
+    assert heard["voice_frames"] >= 10
     assert heard["audio_errors"] == 0
     assert loud_out >= 10  # "hello" played on the headset
     assert len(tone) >= 100  # >= 2 s of the mic tone, intact, before mute
