@@ -156,14 +156,21 @@ def rescan() -> None:
     Only valid while no stream is open (sounddevice's documented re-initialisation).
     """
     sd = _sounddevice()
-    sd._terminate()
-    sd._initialize()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as exc:
+        raise AudioDeviceError(f"PortAudio failed to rescan devices: {exc}") from None
 
 
 def list_devices() -> list[DeviceInfo]:
     """Every PortAudio device, in PortAudio's order (the index `--device 3` means)."""
     sd = _sounddevice()
-    hostapis = [str(h["name"]) for h in sd.query_hostapis()]
+    try:
+        hostapis = [str(h["name"]) for h in sd.query_hostapis()]
+        devices = sd.query_devices()
+    except sd.PortAudioError as exc:
+        raise AudioDeviceError(f"PortAudio cannot list devices: {exc}") from None
     return [
         DeviceInfo(
             index=int(d["index"]),
@@ -173,7 +180,7 @@ def list_devices() -> list[DeviceInfo]:
             outputs=int(d["max_output_channels"]),
             default_rate=float(d["default_samplerate"]),
         )
-        for d in sd.query_devices()
+        for d in devices
     ]
 
 

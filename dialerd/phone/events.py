@@ -83,7 +83,8 @@ class AudioStats(PhoneEvent):
 
     RMS values are of 16-bit linear samples (0..32767) of what the agent hears, before the
     agent's volume setting. `voice_frames` counts 20 ms frames whose RMS reached
-    `VOICE_RMS`, i.e. frames that carried more than line noise.
+    `VOICE_RMS`, i.e. frames that carried more than line noise. `audio_errors` counts
+    exceptions contained in the media callbacks (0 unless something is wrong).
     """
 
     kind: ClassVar[str] = "stats"
@@ -98,6 +99,7 @@ class AudioStats(PhoneEvent):
     rtp_rx_lost: int
     muted: bool
     volume: float
+    audio_errors: int
 
 
 @dataclass(frozen=True)

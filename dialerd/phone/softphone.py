@@ -81,7 +81,7 @@ class PhoneConfig:
     local_port: int = 0
     auto_answer: bool = True
     register_timeout: float = 8.0
-    reg_expiry: int = 300
+    reg_expiry: int = 60
     clock_rate: int = 16000
     stats_interval: float = 1.0
     device_retry: float = 5.0
@@ -205,10 +205,12 @@ class Softphone:
             self._post_from_engine,
             self._post_reg_from_engine,
         )
+        engine = self._engine
         try:
-            await asyncio.wrap_future(self._engine.start())
+            await asyncio.wrap_future(engine.start())
         except EngineError as exc:
             self._engine = None
+            await asyncio.to_thread(engine.join, 15.0)  # gone before another phone starts
             raise PhoneError(str(exc)) from None
         loop = self._loop
         self._tasks.append(loop.create_task(self._registration_loop()))
@@ -312,6 +314,7 @@ class Softphone:
             rtp_rx_lost=lost,
             muted=controls.muted,
             volume=controls.volume,
+            audio_errors=controls.callback_errors,
         )
 
     # ---------------------------------------------------------------- background
@@ -329,7 +332,14 @@ class Softphone:
         backoff = Backoff(first=cfg.backoff_first, cap=cfg.backoff_cap)
         server = f"{self.server_host}:{self.server_port}"
         while True:
-            generation = await self._run(lambda e: e.register())
+            try:
+                generation = await self._run(lambda e: e.register())
+            except PhoneError as exc:  # pjsua refused the account itself (e.g. a bad URI)
+                delay = backoff.next()
+                message = f"cannot register {cfg.user} at {server}: {exc}"
+                self._emit(RegistrationFailed(0, str(exc), message, delay))
+                await asyncio.sleep(delay)
+                continue
             try:
                 async with asyncio.timeout(cfg.register_timeout):
                     state = await self._next_reg(generation)
@@ -342,7 +352,14 @@ class Softphone:
                     self.registered = True
                     self._emit(Registered(server, cfg.user, state.expires))
                 backoff.reset()
-                state = await self._next_reg(generation)  # refreshes, until one fails
+                # pjsua refreshes 5 s before expiry and reports each outcome; no report by
+                # expiry + register_timeout means the refresh went unanswered (the network
+                # or the PBX is gone), which pjsip alone would only say 32 s later.
+                try:
+                    async with asyncio.timeout(state.expires + cfg.register_timeout):
+                        state = await self._next_reg(generation)
+                except TimeoutError:
+                    state = RegState(generation, 408, "registration refresh unanswered", False, 0)
             self.registered = False
             delay = backoff.next()
             message = explain_registration_failure(state.code, state.reason, server, cfg.user)
