@@ -871,6 +871,24 @@ class Daemon:
         await self._launch(runtime, lead, call_id=call_id)
         return {"state": self._agent(agent_id).state.value, "attempt": call_id}
 
+    async def _cmd_scheduled(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """R-CB-1: the agent's scheduled calls, ordered by time."""
+        calls = await self.flow.scheduled_calls(agent_id, self.wall())
+        return {
+            "scheduled": [
+                {
+                    "lead": c.lead_id,
+                    "campaign": c.campaign,
+                    "number": c.number,
+                    "due_at": c.due_at,
+                    "reserved_until": c.reserved_until,
+                    "comment": c.comment,
+                    "state": c.state,
+                }
+                for c in calls
+            ]
+        }
+
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
         if agent is None:
@@ -887,6 +905,7 @@ class Daemon:
         "hangup": _cmd_hangup,
         "disposition": _cmd_disposition,
         "dial": _cmd_dial,
+        "scheduled": _cmd_scheduled,
     }
 
     # ------------------------------------------------------------------ housekeeping
