@@ -160,6 +160,14 @@ def write_config(work: Path, sandbox: SandboxInfo, opts: DemoOptions) -> Path:
         "logging": {"level": "INFO", "format": "text", "file": str(work / "dialerd.log")},
     }
     (config_dir / "dialerd.yaml").write_text(yaml.safe_dump(daemon, sort_keys=False))
+    # Recordings land in the sandbox's spool; dialerd reads them from the host side.
+    inbound = {
+        "recordings": {
+            "directory": str(sandbox.spool_dir / "monitor"),
+            "pbx_directory": f"/srv/dialerd/{sandbox.name}/spool/monitor",
+        }
+    }
+    (config_dir / "inbound.yaml").write_text(yaml.safe_dump(inbound, sort_keys=False))
     shutil.copy(opts.campaign_file, config_dir / "campaigns" / opts.campaign_file.name)
     return config_dir
 
