@@ -67,7 +67,7 @@ async def test_campaign_with_ten_agents_and_300_leads(sandbox: Sandbox, tmp_path
     assert summary["connected"] + summary["abandoned"] >= summary["human_answered"]
 
     db = sqlite3.connect(tmp_path / "conf" / "dialerd.db")
-    behaviour = {c.number: c.behaviour for c in generate(300, 7)}
+    behaviour = {c.number: c.behaviour for c in generate(300, 7, ring=opts.ring)}
     first = db.execute(
         "SELECT l.number, a.outcome FROM attempts a JOIN leads l ON l.id = a.lead_id"
         " WHERE a.id IN (SELECT MIN(id) FROM attempts GROUP BY lead_id)"
