@@ -23,6 +23,13 @@ Failure causes (observed on the sandbox): the OriginateResponse Reason says 5 bu
 answer, 8 congestion, but a SIP trunk's 486 and every Local-channel failure give Reason 0;
 the Hangup cause (17 busy, 34 congestion, 1 unallocated...) then tells what happened, and
 it may only be on one leg (`;2`), so the most specific cause over all legs wins.
+
+OriginateResponse is raised by the originating thread while channel events travel through
+Asterisk's message bus, so a failure's OriginateResponse can overtake the Newchannel and
+Hangup of its own legs (seen under load: an invalid number reported as a plain failure).
+A failure that names a channel we have not yet seen therefore waits for that channel's
+events, at most `LEG_GRACE_SECONDS`; `settle(now)` closes it with what is known when they
+never come, and `settle_deadline()` tells the I/O shell when to call it.
 """
 
 from __future__ import annotations
@@ -260,6 +267,8 @@ class CallTracker:
     # Events can trail a call's last Hangup (ConfbridgeLeave, a late OriginateResponse):
     # remembering this many ended ids keeps them from resurrecting the call.
     ENDED_MEMORY = 10_000
+    # How long a failed originate waits for channel events that trail its OriginateResponse.
+    LEG_GRACE_SECONDS = 2.0
 
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
@@ -267,6 +276,9 @@ class CallTracker:
         self._ended: dict[str, None] = {}  # insertion-ordered set
         self._orphans: dict[str, Event] = {}  # OriginateResponses of not-yet-known calls
         self._presumed: dict[str, _Call] = {}  # closed as "unknown" by reconcile
+        # Failed originates waiting for their legs' events: call id -> since (None: the
+        # response had no Timestamp; the grace then starts at the next `settle`).
+        self._awaiting: dict[str, float | None] = {}
 
     # ------------------------------------------------------------------ queries
     @property
@@ -294,6 +306,12 @@ class CallTracker:
     # ------------------------------------------------------------------ folding
     def feed(self, event: Event) -> list[CallEvent]:
         """What `event` means for our calls (often nothing)."""
+        if not self._awaiting:
+            return self._fold(event)
+        settled = self.settle(_ts(event))  # the stream's own clock moved on
+        return settled + self._fold(event)
+
+    def _fold(self, event: Event) -> list[CallEvent]:
         name = event.name
         if name == "OriginateResponse":
             return self._originate_response(event)
@@ -337,6 +355,7 @@ class CallTracker:
             return out
         if uniqueid and uniqueid not in call.seen:
             call.live.add(uniqueid)
+            self._awaiting.pop(call_id, None)  # its legs turned up: their hangups close it
         if name == "Newstate" and uniqueid == leg_a:
             state = event.get("ChannelStateDesc")
             if state == "Ringing":
@@ -407,7 +426,38 @@ class CallTracker:
             out.extend(self._answered(call, at))
         else:
             call.originate_failed = True
+            made_channel = _call_id_of(event.get("Uniqueid")) == call.call_id
+            if made_channel and not call.live and not call.seen:
+                # A channel was made but none of its events has arrived yet: wait for them.
+                self._awaiting[call.call_id] = at
+                return out
             out.extend(self._maybe_finish(call, at))
+        return out
+
+    # ------------------------------------------------------------------ time
+    def settle_deadline(self) -> float | None:
+        """When `settle` next has work: the earliest grace end of a failed originate still
+        waiting for its legs (-inf when one has no timestamp yet), or None."""
+        if not self._awaiting:
+            return None
+        return min(
+            (since + self.LEG_GRACE_SECONDS if since is not None else float("-inf"))
+            for since in self._awaiting.values()
+        )
+
+    def settle(self, now: float | None) -> list[CallEvent]:
+        """Close failed originates whose legs' events did not come within the grace.
+
+        `now` is the caller's clock (the live shell passes wall time, the same clock as
+        Asterisk's event Timestamps); None only starts the grace of untimed waits.
+        """
+        out: list[CallEvent] = []
+        for call_id, since in list(self._awaiting.items()):
+            if since is None:
+                self._awaiting[call_id] = now
+            elif now is not None and now >= since + self.LEG_GRACE_SECONDS:
+                del self._awaiting[call_id]
+                out.extend(self._maybe_finish(self._calls[call_id], now))
         return out
 
     def _maybe_finish(self, call: _Call, at: float | None) -> list[CallEvent]:
@@ -457,6 +507,7 @@ class CallTracker:
 
     def _forget(self, call: _Call) -> None:
         self._calls.pop(call.call_id, None)
+        self._awaiting.pop(call.call_id, None)
         if call.action_id is not None:
             self._by_action.pop(call.action_id, None)
         self._ended[call.call_id] = None

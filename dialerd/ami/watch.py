@@ -3,11 +3,14 @@
 On every `Connected` (the first one too, so a restarted daemon adopts the calls still up)
 it takes a CoreShowChannels snapshot and lets the tracker reconcile; on `Disconnected` it
 marks every known call as needing that check. Events keep their order: the snapshot is
-folded before any event that arrived after the reconnect.
+folded before any event that arrived after the reconnect. When the tracker waits for a
+failed originate's trailing channel events, the stream wakes at its deadline to settle it,
+so a quiet PBX cannot leave that call open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +37,20 @@ async def _follow(
     client: AMIClient, tracker: CallTracker, sub: Subscription
 ) -> AsyncIterator[CallEvent]:
     try:
-        async for item in sub:
+        while True:
+            deadline = tracker.settle_deadline()
+            try:
+                if deadline is None:
+                    item = await sub.get()
+                else:
+                    async with asyncio.timeout(max(0.0, deadline - time.time())):
+                        item = await sub.get()
+            except TimeoutError:
+                for call_event in tracker.settle(time.time()):
+                    yield call_event
+                continue
+            except StopAsyncIteration:
+                return
             if isinstance(item, Event):
                 for call_event in tracker.feed(item):
                     yield call_event

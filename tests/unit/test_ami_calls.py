@@ -257,6 +257,62 @@ def test_an_originate_response_before_the_call_is_recognised_is_not_lost() -> No
     assert end.reason is FailReason.CONGESTION
 
 
+def events_of_call(name: str, call_id: str) -> list[Event]:
+    leg = f"{call_id}-a"
+    return [e for e in events_of(name) if leg in (e.get("Linkedid"), e.get("Uniqueid"))]
+
+
+def test_a_failure_that_overtakes_its_channel_events_waits_for_their_cause() -> None:
+    """OriginateResponse comes from the originating thread, channel events through the
+    message bus: under load the failure arrives first (seen in CI: an invalid number
+    reported as a plain failure). The tracker waits for the legs and their cause."""
+    events = events_of_call("failures", "inval1")
+    response = next(e for e in events if e.name == "OriginateResponse")
+    tracker = CallTracker()
+    tracker.expect("inval1", lead="L", attempt="A", action_id=response.action_id)
+    first = tracker.feed(response)
+    assert kinds(first) == [CallOriginated]
+    assert tracker.settle_deadline() is not None
+    rest = fold([e for e in events if e is not response], tracker)
+    end = rest[-1]
+    assert isinstance(end, CallFailed)
+    assert (end.reason, end.cause) == (FailReason.INVALID, 1)
+    assert tracker.settle_deadline() is None
+    assert tracker.active == frozenset()
+
+
+def test_a_failure_whose_channel_events_never_come_is_settled_after_the_grace() -> None:
+    tracker = CallTracker()
+    tracker.expect("x2", action_id="act-2")
+    response = Event(
+        (("Event", "OriginateResponse"), ("ActionID", "act-2"), ("Response", "Failure"),
+         ("Reason", "0"), ("Uniqueid", "x2-a"), ("Timestamp", "100.0"))
+    )  # fmt: skip
+    assert kinds(tracker.feed(response)) == [CallOriginated]
+    deadline = 100.0 + CallTracker.LEG_GRACE_SECONDS
+    assert tracker.settle_deadline() == deadline
+    assert tracker.settle(deadline - 0.1) == []
+    (end,) = tracker.settle(deadline)
+    assert isinstance(end, CallFailed)
+    assert end.reason is FailReason.FAILED
+    assert tracker.active == frozenset()
+    assert tracker.settle_deadline() is None
+
+
+def test_an_untimed_failure_starts_its_grace_at_the_first_settle() -> None:
+    tracker = CallTracker()
+    tracker.expect("x3", action_id="act-3")
+    response = Event(
+        (("Event", "OriginateResponse"), ("ActionID", "act-3"), ("Response", "Failure"),
+         ("Reason", "0"), ("Uniqueid", "x3-a"))
+    )  # fmt: skip
+    tracker.feed(response)
+    assert tracker.settle_deadline() == float("-inf")
+    assert tracker.settle(50.0) == []
+    assert tracker.settle_deadline() == 50.0 + CallTracker.LEG_GRACE_SECONDS
+    assert kinds(tracker.settle(60.0)) == [CallFailed]
+
+
 def test_a_call_closed_as_unknown_that_shows_up_late_is_adopted_again() -> None:
     """The Originate was in flight when the connection dropped; the snapshot after the
     reconnect has no channel of it, so it is closed as unknown. If Asterisk acts on it
