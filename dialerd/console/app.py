@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -43,15 +44,14 @@ from dialerd.console.model import (
     ConsoleInputError,
     DispositionForm,
     RescheduleForm,
-    Scheduled,
+    ScheduledList,
     ScreenPop,
     disposition_payload,
     login_payload,
     parse_screen,
     pause_payload,
+    refreshes_scheduled,
     reply_line,
-    scheduled_after,
-    scheduled_text,
     schema_warning,
     state_line,
     stats_line,
@@ -124,7 +124,10 @@ class ConsoleApp(App[None]):
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("f2", "hangup", "hang up"),
         Binding("f9", "send", "send"),
+        Binding("f5", "refresh_scheduled", "refresh my callbacks"),
     ]
+    scheduled_timeout = 10.0
+    """Seconds a `scheduled` request waits for dialerd before the panel says so."""
 
     def __init__(self, settings: LinkSettings) -> None:
         super().__init__()
@@ -139,9 +142,13 @@ class ConsoleApp(App[None]):
         self.selected_code: str | None = None
         self.pending: dict[str, Sent] = {}
         """Request id -> what was sent, to say which command a reply answers."""
-        self.scheduled: list[Scheduled] = []
+        self.scheduled = ScheduledList()
+        """R-CB-1: the agent's scheduled calls as dialerd last sent them."""
+        self.scheduled_answers = 0
+        """Answers to `scheduled` requests since start: lets a caller wait for the next."""
         self.replies: list[tuple[str, dict[str, Any]]] = []
-        """(verb, reply) as received: the console's own log, read by tests."""
+        """(verb, reply) for the agent's own commands as received (not the background
+        `scheduled` requests): the console's own log, read by tests."""
         self.stats: dict[str, str] = {}
         self.screens_seen = 0
         """Screen-pops received since start: lets a caller wait for the next one."""
@@ -165,7 +172,7 @@ class ConsoleApp(App[None]):
                 yield Static("", id="callback", classes="empty")
                 yield Static("", id="fields")
                 yield DataTable(id="history", zebra_stripes=True, cursor_type="row")
-                yield Static(scheduled_text([]), id="scheduled")
+                yield Static(self.scheduled.text(), id="scheduled")
             with VerticalScroll(id="wrapup"):
                 yield Label("Result code", classes="heading")
                 yield Grid(id="codes")
@@ -202,6 +209,7 @@ class ConsoleApp(App[None]):
         self._top = self.query_one("#top", Static)
         self._status = self.query_one("#status", Static)
         self._stats = self.query_one("#stats", Static)
+        self._scheduled = self.query_one("#scheduled", Static)
         self.query_one("#history", DataTable).add_columns(*HISTORY_COLUMNS)
         self.run_worker(self.link.run(), name="mqtt", group="mqtt", exit_on_error=False)
         self.set_interval(1.0, self._refresh_top)
@@ -217,6 +225,8 @@ class ConsoleApp(App[None]):
 
     def on_link_changed(self, message: LinkChanged) -> None:
         self.link_status = message.status
+        if not message.status.connected:
+            self.daemon_online = None  # unknown until the retained status arrives again
         self.set_status(message.status.text, ok=None if message.status.connected else False)
         self._refresh_top()
 
@@ -233,7 +243,10 @@ class ConsoleApp(App[None]):
         s = self.settings
         if topic == s.topic("status"):
             was_offline = self.daemon_online is False
+            came_online = self.daemon_online is not True and bool(body.get("online"))
             self.daemon_online = bool(body.get("online"))
+            if came_online:  # console start, broker back, dialerd back: the list may differ
+                await self.request_scheduled()
             if not self.daemon_online:
                 self.set_status(
                     "dialerd is offline: commands get no answer until it is back", ok=False
@@ -248,23 +261,47 @@ class ConsoleApp(App[None]):
         elif topic == f"{s.agent_topic}/screen":
             await self.show_screen(parse_screen(body))
         elif topic == f"{s.agent_topic}/reply":
-            self._on_reply(body)
+            await self._on_reply(body)
         elif topic.endswith("/stats"):
             campaign = topic.split("/")[-2]
             self.stats[campaign] = stats_line(campaign, body)
             self._stats.update("   ".join(self.stats.values()))
 
-    def _on_reply(self, body: dict[str, Any]) -> None:
+    async def _on_reply(self, body: dict[str, Any]) -> None:
         sent = self.pending.pop(str(body.get("id")), None)
         verb = str(sent.body["command"]) if sent else "dialerd"
+        if verb == "scheduled":  # the panel's own request: the status line stays the agent's
+            self.scheduled_answers += 1
+            self._show_scheduled(self.scheduled.answered(body))
+            return
         self.replies.append((verb, body))
         ok, text = reply_line(verb, body)
         self.set_status(text, ok=ok)
-        if ok and verb == "disposition" and sent is not None and sent.screen is not None:
-            self.scheduled = scheduled_after(self.scheduled, sent.screen, sent.body)
-            self.query_one("#scheduled", Static).update(scheduled_text(self.scheduled))
-            if sent.screen is self.screen_pop:
-                self._call_closed()
+        if ok and verb == "disposition" and sent and sent.screen and sent.screen is self.screen_pop:
+            self._call_closed()
+        if refreshes_scheduled(verb, ok):
+            await self.request_scheduled()
+
+    async def request_scheduled(self) -> None:
+        """Ask dialerd for the agent's scheduled calls (R-CB-1); the answer, a refusal or
+        its absence after `scheduled_timeout` lands in the panel as one line."""
+        try:
+            request_id = await self.link.command({"command": "scheduled"})
+        except NotConnectedError as exc:
+            self._show_scheduled(self.scheduled.failed(str(exc)))
+            return
+        self.pending[request_id] = Sent({"command": "scheduled"}, None)
+        self.set_timer(self.scheduled_timeout, partial(self._scheduled_unanswered, request_id))
+
+    def _scheduled_unanswered(self, request_id: str) -> None:
+        # Left pending: an answer arriving late is still the newest list and is shown.
+        if request_id in self.pending:
+            wait = f"{self.scheduled_timeout:g} s"
+            self._show_scheduled(self.scheduled.failed(f"no answer from dialerd within {wait}"))
+
+    def _show_scheduled(self, scheduled: ScheduledList) -> None:
+        self.scheduled = scheduled
+        self._scheduled.update(scheduled.text())
 
     # ------------------------------------------------------------------ rendering
     def _refresh_top(self) -> None:
@@ -322,9 +359,8 @@ class ConsoleApp(App[None]):
         )
         self.screen_pop, self.closed = screen, False
         self.screens_seen += 1
-        if any(s.lead_id == screen.lead_id for s in self.scheduled):  # the callback is here
-            self.scheduled = [s for s in self.scheduled if s.lead_id != screen.lead_id]
-            self.query_one("#scheduled", Static).update(scheduled_text(self.scheduled))
+        if not same_call and (self.scheduled.holds(screen.lead_id) or screen.callback_comment):
+            await self.request_scheduled()  # a callback was delivered: no longer pending
         self.query_one("#number", Static).update(screen.title or "(no number)")
         self.query_one("#summary", Static).update(screen.summary())
         callback = self.query_one("#callback", Static)
@@ -455,6 +491,9 @@ class ConsoleApp(App[None]):
             return
         self.pending[request_id] = Sent(body, self.screen_pop)
         self.set_status(f"{verb}: sent, waiting for dialerd...", ok=None)
+
+    async def action_refresh_scheduled(self) -> None:
+        await self.request_scheduled()
 
     @on(Button.Pressed, ".code")
     def pick_code(self, event: Button.Pressed) -> None:

@@ -80,6 +80,9 @@ class Link:
         self._on_status = on_status
         self._client: aiomqtt.Client | None = None
         self._ids = itertools.count(1)
+        self._tag = f"{random.randrange(16**6):06x}"
+        """In every request id: two consoles of one agent share the reply topic, and each
+        must take only the answers to its own commands."""
         self.max_backoff = max_backoff
 
     @property
@@ -139,7 +142,7 @@ class Link:
         client = self._client
         if client is None:
             raise NotConnectedError("not connected to the broker; the command was not sent")
-        request_id = f"{body.get('command')}-{next(self._ids)}"
+        request_id = f"{body.get('command')}-{self._tag}-{next(self._ids)}"
         payload = json.dumps({"id": request_id, **body}).encode()
         try:
             await client.publish(f"{self.settings.agent_topic}/cmd", payload, qos=1)

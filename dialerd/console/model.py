@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -231,36 +231,113 @@ def stats_line(campaign: str, body: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class Scheduled:
-    """A callback this console rescheduled to its own agent.
+class ScheduledCall:
+    """One row of the agent's scheduled-calls list as dialerd keeps it (R-CB-1).
 
-    R-CB-1's "scheduled calls" list lives in dialerd (`LeadFlow.scheduled_calls`) and is not
-    on MQTT yet; until it is, the console lists what it scheduled itself this session.
+    The list is dialerd's (`LeadFlow.scheduled_calls`, the `scheduled` command): the
+    console never keeps its own, so every console of the agent, fresh or old, shows the
+    same rows.
     """
 
-    when: datetime
-    number: str
+    due: datetime
     lead_id: int | None
+    number: str
+    name: str
+    campaign: str
     comment: str
+    state: str
+    """``upcoming``, ``reserved`` (due, held for this agent) or ``open`` (R-CB-5)."""
+    reserved_until: datetime | None
 
 
-def scheduled_after(
-    scheduled: Sequence[Scheduled], screen: ScreenPop, disposition: Mapping[str, Any]
-) -> list[Scheduled]:
-    """The list once ``disposition`` (accepted by dialerd) closed ``screen``'s call."""
-    kept = list(scheduled)
-    reschedule = disposition.get("reschedule")
-    if isinstance(reschedule, Mapping) and reschedule.get("to") == "myself":
-        when = datetime.fromisoformat(str(reschedule["when"]))
-        kept.append(Scheduled(when, screen.number, screen.lead_id, str(reschedule["comment"])))
-    return sorted(kept, key=lambda s: s.when)
+def _moment(value: Any) -> datetime | None:
+    """A unix time as an aware moment; shown later in the agent's zone."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    return None
 
 
-def scheduled_text(scheduled: Sequence[Scheduled], tz: tzinfo | None = None) -> str:
-    if not scheduled:
-        return "My callbacks: none scheduled from this console"
-    rows = [f"  {s.when.astimezone(tz):%a %H:%M:%S}  {s.number}  {s.comment}" for s in scheduled]
-    return "\n".join(["My callbacks (scheduled from this console):", *rows])
+def parse_scheduled(body: Mapping[str, Any]) -> tuple[ScheduledCall, ...]:
+    """The rows of a `scheduled` reply, earliest first; rows without a due time are skipped
+    (nothing to order or show them by). ``name`` is read when dialerd sends one."""
+    rows = []
+    for row in body.get("scheduled") or ():
+        if not isinstance(row, Mapping):
+            continue
+        due = _moment(row.get("due_at"))
+        if due is None:
+            continue
+        lead = row.get("lead")
+        rows.append(
+            ScheduledCall(
+                due=due,
+                lead_id=lead if isinstance(lead, int) and not isinstance(lead, bool) else None,
+                number=_str(row.get("number")),
+                name=_str(row.get("name")),
+                campaign=_str(row.get("campaign")),
+                comment=_str(row.get("comment")),
+                state=_str(row.get("state")),
+                reserved_until=_moment(row.get("reserved_until")),
+            )
+        )
+    return tuple(sorted(rows, key=lambda r: r.due))
+
+
+@dataclass(frozen=True)
+class ScheduledList:
+    """What the "My callbacks" panel knows: the last list dialerd sent, and whether the
+    last request for it failed (then the old rows stay, under a one-line reason)."""
+
+    calls: tuple[ScheduledCall, ...] = ()
+    loaded: bool = False
+    problem: str = ""
+
+    def answered(self, body: Mapping[str, Any]) -> ScheduledList:
+        """The list after dialerd's reply to a `scheduled` request (ok or refused)."""
+        if body.get("ok"):
+            return ScheduledList(parse_scheduled(body), loaded=True)
+        return self.failed(f"dialerd refused: {_str(body.get('error')) or 'no reason given'}")
+
+    def failed(self, problem: str) -> ScheduledList:
+        return ScheduledList(self.calls, self.loaded, problem)
+
+    def holds(self, lead_id: int | None) -> bool:
+        return lead_id is not None and any(c.lead_id == lead_id for c in self.calls)
+
+    def text(self, tz: tzinfo | None = None) -> str:
+        """The panel, times in ``tz`` (default: this machine's zone, the agent's)."""
+        if self.problem:
+            head = f"My callbacks: {self.problem.splitlines()[0]} (F5 retries)"
+            if self.calls:
+                head += "; as last shown:"
+        elif not self.loaded:
+            return "My callbacks: waiting for dialerd..."
+        elif not self.calls:
+            return "My callbacks: none scheduled (F5 refreshes)"
+        else:
+            head = "My callbacks (F5 refreshes):"
+        several = len({c.campaign for c in self.calls}) > 1
+        return "\n".join([head, *(_scheduled_row(c, tz, several) for c in self.calls)])
+
+
+def _scheduled_row(call: ScheduledCall, tz: tzinfo | None, campaign: bool) -> str:
+    lead = f"#{call.lead_id}" if call.lead_id is not None else ""
+    who = "  ".join(x for x in (lead, call.name, call.number) if x)
+    where = f" [{call.campaign}]" if campaign and call.campaign else ""
+    if call.state == "reserved" and call.reserved_until is not None:
+        tag = f"  (due: held for you until {call.reserved_until.astimezone(tz):%H:%M})"
+    elif call.state == "open":
+        tag = "  (due: open to any agent now)"
+    else:
+        tag = ""
+    return f"  {call.due.astimezone(tz):%a %d %b %H:%M}  {who}{where}  {call.comment}{tag}"
+
+
+def refreshes_scheduled(verb: str, ok: bool) -> bool:
+    """Whether an accepted command can have changed the agent's list: a login (a new
+    session's first look) and every disposition (a reschedule to myself or any agent, a
+    callback code's own delay, a delivered callback completed)."""
+    return ok and verb in ("login", "disposition")
 
 
 def schema_warning(body: Mapping[str, Any]) -> str | None:

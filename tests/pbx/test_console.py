@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
 
 CALLBACK_DELAY = 40.0
 COMMENT = "wants the offer explained after the meeting"
+TOMORROW_COMMENT = "call back tomorrow, the partner decides"
 SCREENSHOT_DIR = "DIALERD_CONSOLE_SCREENSHOT"
 """Set to a directory to keep the screenshot of the callback's screen-pop (docs/console.png)."""
 
@@ -89,6 +90,36 @@ async def close_call(pilot: Pilot[None], app: ConsoleApp, code: str) -> None:
     assert app.replies[-1][1]["ok"], app.replies[-1]
 
 
+async def reschedule_to_myself(
+    pilot: Pilot[None], app: ConsoleApp, clock: str, comment: str
+) -> None:
+    """Hang up and close the call as "callback", rescheduled to myself at ``clock``."""
+    await pilot.click("#hangup")
+    await until(pilot, "wrap-up", lambda: state(app) == "wrapup", 15)
+    await click_code(pilot, "callback")
+    await pilot.click("#reg-0-0")
+    await pilot.click("#reschedule")
+    await type_into(pilot, "#when-time", clock)
+    await type_into(pilot, "#resched-comment", comment)
+    replies = len(app.replies)
+    await pilot.click("#send")
+    await until(pilot, "the disposition reply", lambda: len(app.replies) > replies, 15)
+    assert app.replies[-1][0] == "disposition" and app.replies[-1][1]["ok"], app.replies[-1]
+
+
+Row = tuple[int | None, str, str, float]
+
+
+async def daemons_list(daemon: Daemon) -> list[Row]:
+    """R-CB-1 as dialerd itself keeps it: (lead, number, comment, due) earliest first."""
+    calls = await daemon.flow.scheduled_calls("1001", time.time())
+    return [(c.lead_id, c.number, c.comment, c.due_at) for c in calls]
+
+
+def consoles_list(app: ConsoleApp) -> list[Row]:
+    return [(c.lead_id, c.number, c.comment, c.due.timestamp()) for c in app.scheduled.calls]
+
+
 async def next_screen(pilot: Pilot[None], app: ConsoleApp, seen: int) -> None:
     await until(
         pilot,
@@ -101,9 +132,9 @@ async def next_screen(pilot: Pilot[None], app: ConsoleApp, seen: int) -> None:
 @contextlib.asynccontextmanager
 async def floor(
     sandbox: Sandbox, broker: Broker, work: Path, *, mode: str, leads: int
-) -> AsyncIterator[set[str]]:
+) -> AsyncIterator[tuple[set[str], Daemon]]:
     """The real floor for agent 1001: daemon in-process on `leads` human-only numbers (their
-    numbers yielded) and a registered `dialerd phone`; all stopped afterwards."""
+    numbers and the daemon yielded) and a registered `dialerd phone`; all stopped afterwards."""
     campaign = yaml.safe_load(DEMO_CAMPAIGN.read_text())
     campaign.update(mode=mode, pacing={}, amd=False)  # one call per free agent, no AMD wait
     campaign_file = work / "demo.yaml"
@@ -137,7 +168,7 @@ async def floor(
         while "1001/sip:1001@" not in sandbox.cli("pjsip show contacts"):
             assert time.monotonic() < deadline, "the softphone did not register"
             await asyncio.sleep(0.5)
-        yield {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}
+        yield {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}, daemon
     finally:
         stop.set()
         with contextlib.suppress(Exception):
@@ -153,14 +184,18 @@ def console(broker: Broker) -> ConsoleApp:
 async def test_agent_works_a_call_and_gets_the_callback_back(
     sandbox: Sandbox, mqtt_broker: Broker, tmp_path: Path
 ) -> None:
-    """R-REG-2, R-REG-4b, R-CB-2/3/7 through the console: log in, see the screen-pop, hang
+    """R-REG-2, R-REG-4b, R-CB-1/2/3/7 through the console: log in, see the screen-pop, hang
     up, reschedule to myself with a comment, register, pick the callback code; the daemon's
-    refusals appear inline; the callback comes back to this agent with the comment shown."""
-    async with floor(sandbox, mqtt_broker, tmp_path, mode="progressive", leads=3) as numbers:
+    refusals appear inline; the scheduled-calls panel shows dialerd's own list as it changes;
+    the callback comes back to this agent with the comment shown. A console started afresh
+    for the agent then shows the same server-side list."""
+    floor_ = floor(sandbox, mqtt_broker, tmp_path, mode="progressive", leads=3)
+    async with floor_ as (numbers, daemon):
         app = console(mqtt_broker)
         async with app.run_test(size=(150, 44)) as pilot:
             await until(pilot, "dialerd online", lambda: bool(app.daemon_online), 15)
             assert "dialerd online" in text(app, "#top")
+            await until(pilot, "the list", lambda: "none scheduled" in text(app, "#scheduled"), 15)
             await pilot.click("#login")
             await next_screen(pilot, app, 0)
             first = app.screen_pop
@@ -210,13 +245,22 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             verb, reply = app.replies[-1]
             assert (verb, reply["ok"]) == ("disposition", True), reply
             assert app.closed
-            assert COMMENT in text(app, "#scheduled")  # R-CB-1, as far as the console knows
+            # R-CB-1: the panel shows the entry as dialerd returns it, in local time.
+            await until(pilot, "the list", lambda: app.scheduled.holds(first.lead_id), 15)
+            assert consoles_list(app) == await daemons_list(daemon)
+            (due,) = (c.due for c in app.scheduled.calls)
+            assert sent + CALLBACK_DELAY - 1 <= due.timestamp() <= sent + CALLBACK_DELAY + 2
+            shown = text(app, "#scheduled").splitlines()
+            assert shown[1].startswith(f"  {due.astimezone():%a %d %b %H:%M}  #{first.lead_id}  ")
+            assert shown[1].endswith(f"{first.number}  {COMMENT}")
             await until(pilot, "the pause", lambda: state(app) == "paused", 15)
             assert "paused (coffee)" in text(app, "#top")
             await pilot.click("#resume")
             await until(pilot, "back from the pause", lambda: state(app) != "paused", 15)
 
-            # Other customers meanwhile; the callback comes back to this agent when due.
+            # Other customers meanwhile (the first of them rescheduled to myself tomorrow); the
+            # callback comes back to this agent when due.
+            tomorrow: int | None = None
             while True:
                 await next_screen(pilot, app, app.screens_seen)
                 screen = app.screen_pop
@@ -224,14 +268,26 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
                 if screen.lead_id == first.lead_id:
                     break
                 assert time.time() < sent + CALLBACK_DELAY + 60, "the callback never came"
-                await close_call(pilot, app, "not_interested")
+                if tomorrow is None:
+                    tomorrow = screen.lead_id
+                    await reschedule_to_myself(pilot, app, "+1d", TOMORROW_COMMENT)
+                    held = lambda lead=tomorrow: app.scheduled.holds(lead)  # noqa: E731
+                    await until(pilot, "the list", held, 15)
+                    later = app.scheduled.calls[-1]  # tomorrow comes after the callback
+                    assert (later.lead_id, later.comment) == (tomorrow, TOMORROW_COMMENT)
+                else:
+                    await close_call(pilot, app, "not_interested")
+            assert tomorrow is not None, "the callback came before any other customer"
             came = time.time()
             assert sent + CALLBACK_DELAY - 2 <= came <= sent + CALLBACK_DELAY + 60
             assert screen.callback_comment == COMMENT
             assert COMMENT in text(app, "#callback")
             assert not app.query_one("#callback").has_class("empty")
             assert any("asked about prices" in row.note for row in screen.history)
+            # Delivered, so no longer scheduled: the panel asked dialerd again.
+            await until(pilot, "the list", lambda: not app.scheduled.holds(first.lead_id), 15)
             assert COMMENT not in text(app, "#scheduled")
+            assert consoles_list(app) == await daemons_list(daemon)
             print(
                 f"callback popped {came - sent:.1f}s after the disposition (due {CALLBACK_DELAY}s)"
             )
@@ -253,6 +309,28 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             assert app.replies[-1][1]["ok"], app.replies[-1]
             await pilot.click("#logout")
             await until(pilot, "logged out", lambda: state(app) == "logged_out", 15)
+            left = consoles_list(app)
+            left_text = text(app, "#scheduled")
+        assert [lead for lead, *_ in left] == [tomorrow]
+        assert TOMORROW_COMMENT in left_text
+
+        # A fresh console (new app, new MQTT session) for the same agent: the same list,
+        # asked for when dialerd is seen online, again at login and on F5.
+        fresh = console(mqtt_broker)
+        async with fresh.run_test(size=(150, 44)) as pilot:
+            await until(pilot, "the list", lambda: fresh.scheduled_answers >= 1, 15)
+            assert consoles_list(fresh) == left == await daemons_list(daemon)
+            assert text(fresh, "#scheduled") == left_text
+            answers = fresh.scheduled_answers
+            await pilot.click("#login")
+            await until(pilot, "the list", lambda: fresh.scheduled_answers > answers, 15)
+            assert consoles_list(fresh) == left
+            await until(pilot, "ready", lambda: state(fresh) == "ready", 15)
+            await pilot.press("f5")
+            await until(pilot, "the list", lambda: fresh.scheduled_answers > answers + 1, 15)
+            assert text(fresh, "#scheduled") == left_text
+            await pilot.click("#logout")
+            await until(pilot, "logged out", lambda: state(fresh) == "logged_out", 15)
 
 
 async def test_console_rides_out_a_broker_restart() -> None:
@@ -284,6 +362,8 @@ async def test_console_rides_out_a_broker_restart() -> None:
                 await pilot.click("#login")
                 async with asyncio.timeout(10):
                     command = json.loads((await anext(daemon_side.messages)).payload)
+                    while command["command"] == "scheduled":  # the panel's own request
+                        command = json.loads((await anext(daemon_side.messages)).payload)
             assert command["command"] == "login"
             assert command["campaigns"] == ["demo"]
     finally:
@@ -297,7 +377,7 @@ async def test_preview_agent_dials_the_lead_on_screen(
     the note typed while previewing survives the call's own screen-pop."""
     # One lead: with a second, the next preview would hold the agent reserved, and a
     # reserved agent can neither log out nor pause (the daemon has no "skip" yet).
-    async with floor(sandbox, mqtt_broker, tmp_path, mode="preview", leads=1) as numbers:
+    async with floor(sandbox, mqtt_broker, tmp_path, mode="preview", leads=1) as (numbers, _):
         app = console(mqtt_broker)
         async with app.run_test(size=(150, 44)) as pilot:
             await until(pilot, "dialerd online", lambda: bool(app.daemon_online), 15)

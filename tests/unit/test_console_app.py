@@ -13,7 +13,7 @@ import time
 from textual.widgets import Button, Input, Static
 
 from dialerd.console.app import ConsoleApp, Incoming, LinkChanged
-from dialerd.console.link import LinkSettings, LinkStatus
+from dialerd.console.link import LinkSettings, LinkStatus, NotConnectedError
 from tests.unit.test_console_model import screen_body
 
 
@@ -94,3 +94,82 @@ async def test_dialerd_offline_is_shown() -> None:
         await pilot.pause(0.2)
         assert "dialerd online" in text(app, "#top")
         assert "back online" in text(app, "#status")
+
+
+async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> None:
+    """R-CB-1: the panel shows dialerd's list, asked for when dialerd comes online, after a
+    login or disposition, on a callback's screen-pop and on F5; no answer, a refusal or a
+    dead broker is one line in the panel; the status line stays the agent's."""
+    app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
+    app.scheduled_timeout = 0.3
+    sent: list[dict[str, object]] = []
+
+    async def connected() -> None:
+        app.post_message(LinkChanged(LinkStatus(True, "connected")))
+        await asyncio.Event().wait()
+
+    async def command(body: dict[str, object]) -> str:
+        sent.append(body)
+        return f"{body['command']}-{len(sent)}"
+
+    app.link.run = connected  # type: ignore[method-assign]
+    app.link.command = command  # type: ignore[method-assign]
+    topic = "dialerd/agents/1001"
+    async with app.run_test(size=(150, 44)) as pilot:
+        await pilot.pause(0.2)
+        assert text(app, "#scheduled") == "My callbacks: waiting for dialerd..."
+        app.post_message(Incoming("dialerd/status", {"schema": 1, "online": True}))
+        await pilot.pause(0.6)
+        assert sent == [{"command": "scheduled"}]
+        assert text(app, "#scheduled") == (
+            "My callbacks: no answer from dialerd within 0.3 s (F5 retries)"
+        )
+        assert app.scheduled_answers == 0
+
+        # The late answer is still the newest list.
+        app.set_status("disposition: ok", ok=True)
+        due = time.time() + 3600
+        row = {"lead": 7, "number": "+31611030000", "due_at": due, "comment": "after lunch"}
+        app.post_message(
+            Incoming(f"{topic}/reply", {"id": "scheduled-1", "ok": True, "scheduled": [row]})
+        )
+        await pilot.pause(0.2)
+        assert app.scheduled_answers == 1
+        lines = text(app, "#scheduled").splitlines()
+        assert lines[0] == "My callbacks (F5 refreshes):"
+        assert lines[1].endswith("#7  +31611030000  after lunch")
+        assert text(app, "#status") == "disposition: ok"  # not overwritten
+        assert app.replies == []  # background answers are not the agent's replies
+
+        await pilot.press("f5")
+        await pilot.pause(0.1)
+        assert len(sent) == 2
+        refusal = {"id": "scheduled-2", "ok": False, "error": "store unavailable"}
+        app.post_message(Incoming(f"{topic}/reply", refusal))
+        await pilot.pause(0.2)
+        assert text(app, "#scheduled").splitlines() == [
+            "My callbacks: dialerd refused: store unavailable (F5 retries); as last shown:",
+            lines[1],
+        ]
+
+        # A login accepted: asked again; the callback's lead popping up: asked again.
+        await pilot.click("#login")
+        assert sent[-1]["command"] == "login"
+        app.post_message(Incoming(f"{topic}/reply", {"id": "login-3", "ok": True}))
+        await pilot.pause(0.2)
+        assert sent[-1] == {"command": "scheduled"} and len(sent) == 4
+        app.post_message(Incoming(f"{topic}/reply", {"id": "scheduled-4", "ok": True}))
+        await pilot.pause(0.2)
+        assert text(app, "#scheduled") == "My callbacks: none scheduled (F5 refreshes)"
+        app.post_message(Incoming(f"{topic}/screen", screen_body()))  # has a callback comment
+        await pilot.pause(0.3)
+        assert sent[-1] == {"command": "scheduled"} and len(sent) == 5
+
+        # The broker gone: said in the panel, nothing raised.
+        async def down(body: dict[str, object]) -> str:
+            raise NotConnectedError("not connected to the broker; the command was not sent")
+
+        app.link.command = down  # type: ignore[method-assign]
+        await pilot.press("f5")
+        await pilot.pause(0.1)
+        assert text(app, "#scheduled").startswith("My callbacks: not connected to the broker")

@@ -15,16 +15,15 @@ from dialerd.console.model import (
     DispositionForm,
     RegistrationCategory,
     RescheduleForm,
-    Scheduled,
+    ScheduledList,
     disposition_payload,
     parse_screen,
     parse_when,
     pause_payload,
+    refreshes_scheduled,
     registration_problems,
     reply_line,
     reschedule_payload,
-    scheduled_after,
-    scheduled_text,
     schema_warning,
     state_line,
     stats_line,
@@ -341,20 +340,92 @@ def test_topics_follow_the_prefix_and_campaigns() -> None:
     ]
 
 
-def test_callbacks_to_myself_are_listed_in_time_order() -> None:
-    """R-CB-1 stopgap: what this console scheduled for its agent, earliest first."""
-    later = {"reschedule": {"when": "2026-11-24T10:00:00+01:00", "to": "myself", "comment": "b"}}
-    sooner = {"reschedule": {"when": "2026-11-23T22:00:00+01:00", "to": "myself", "comment": "a"}}
-    anyone = {"reschedule": {"when": "2026-11-23T22:30:00+01:00", "to": "any", "comment": "c"}}
-    listed: list[Scheduled] = []
-    for body in (later, sooner, anyone, {"result_code": "order"}):
-        listed = scheduled_after(listed, SCREEN, body)
-    assert [s.comment for s in listed] == ["a", "b"]
-    assert scheduled_text(listed, AMSTERDAM).splitlines()[1:] == [
-        "  Mon 22:00:00  +31611030000  a",
-        "  Tue 10:00:00  +31611030000  b",
+def scheduled_reply(*rows: dict[str, Any]) -> dict[str, Any]:
+    """A `scheduled` reply as the bus publishes it (`Daemon._cmd_scheduled` + id/ok/schema)."""
+    return {"id": "scheduled-ab12cd-3", "ok": True, "schema": 1, "scheduled": list(rows)}
+
+
+def row(lead: int, due: datetime, comment: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "lead": lead,
+        "campaign": "demo",
+        "number": f"+3161103000{lead}",
+        "due_at": due.timestamp(),
+        "reserved_until": None,
+        "comment": comment,
+        "state": "upcoming",
+        **extra,
+    }
+
+
+def test_scheduled_calls_are_read_from_dialerds_reply_in_time_order() -> None:
+    """R-CB-1: the rows are dialerd's, earliest first, due times in the agent's zone; rows
+    the console cannot place in time are skipped, unknown fields ignored."""
+    later = row(2, NOW + timedelta(days=1), "after the meeting", name="Jan Jansen", extra=1)
+    sooner = row(1, NOW + timedelta(minutes=40), "wants the offer explained")
+    body = scheduled_reply(later, sooner, {"lead": 3, "due_at": "soon"}, "junk")
+    listed = ScheduledList().answered(body)
+    assert listed.loaded and not listed.problem
+    assert [c.lead_id for c in listed.calls] == [1, 2]
+    assert listed.calls[1].name == "Jan Jansen"
+    assert listed.holds(2) and not listed.holds(3) and not listed.holds(None)
+    assert listed.text(AMSTERDAM).splitlines() == [
+        "My callbacks (F5 refreshes):",
+        "  Mon 23 Nov 21:40  #1  +31611030001  wants the offer explained",
+        "  Tue 24 Nov 21:00  #2  Jan Jansen  +31611030002  after the meeting",
     ]
-    assert "none scheduled" in scheduled_text([])
+    # The same moments read on a machine two hours further east.
+    assert "Mon 23 Nov 23:40" in listed.text(timezone(timedelta(hours=3)))
+
+
+def test_due_callbacks_say_whether_they_are_still_held_for_the_agent() -> None:
+    """R-CB-2/5: a due callback is held for the agent until the window ends, then open."""
+    held = row(
+        1, NOW, "a", state="reserved", reserved_until=(NOW + timedelta(minutes=20)).timestamp()
+    )
+    other = row(2, NOW - timedelta(hours=1), "b", state="open", campaign="winback")
+    lines = ScheduledList().answered(scheduled_reply(held, other)).text(AMSTERDAM).splitlines()
+    assert lines[1:] == [
+        "  Mon 23 Nov 20:00  #2  +31611030002 [winback]  b  (due: open to any agent now)",
+        "  Mon 23 Nov 21:00  #1  +31611030001 [demo]  a  (due: held for you until 21:20)",
+    ]
+
+
+def test_an_empty_list_says_so_and_a_failure_is_one_line_over_the_last_rows() -> None:
+    waiting = ScheduledList()
+    assert waiting.text() == "My callbacks: waiting for dialerd..."
+    assert waiting.failed("no answer from dialerd within 10 s").text() == (
+        "My callbacks: no answer from dialerd within 10 s (F5 retries)"
+    )
+    empty = waiting.answered(scheduled_reply())
+    assert empty.text() == "My callbacks: none scheduled (F5 refreshes)"
+
+    listed = empty.answered(scheduled_reply(row(1, NOW, "a")))
+    refused = listed.answered({"id": "x", "ok": False, "error": "database is locked\nline 2"})
+    lines = refused.text(AMSTERDAM).splitlines()
+    assert (
+        lines[0] == "My callbacks: dialerd refused: database is locked (F5 retries); as last shown:"
+    )
+    assert lines[1:] == ["  Mon 23 Nov 21:00  #1  +31611030001  a"]
+    assert refused.calls == listed.calls and refused.loaded
+    # The next answer clears the problem.
+    assert refused.answered(scheduled_reply()).text().endswith("none scheduled (F5 refreshes)")
+
+
+@pytest.mark.parametrize(
+    ("verb", "ok", "refresh"),
+    [
+        ("login", True, True),
+        ("disposition", True, True),
+        ("disposition", False, False),
+        ("pause", True, False),
+        ("dialerd", True, False),
+    ],
+)
+def test_the_list_is_asked_for_again_after_commands_that_change_it(
+    verb: str, ok: bool, refresh: bool
+) -> None:
+    assert refreshes_scheduled(verb, ok) is refresh
 
 
 def test_the_command_line_refuses_a_bad_broker_before_starting() -> None:
