@@ -32,7 +32,7 @@ from dialerd.store.models import NewCallback
 
 @contextlib.asynccontextmanager
 async def floor(
-    tmp_path: Path, clock: Callable[[], float] = time.monotonic, **campaign: Any
+    tmp_path: Path, *, clock: Callable[[], float] = time.monotonic, **campaign: Any
 ) -> AsyncIterator[Daemon]:
     """A daemon on the demo campaign (with `campaign` keys changed) and a real store, with
     everything but the sockets: commands and the pacing steps are called directly."""
@@ -115,7 +115,7 @@ def test_reschedule_payloads_are_validated(raw: object, message: str) -> None:
 
 # --- preview: skip and log out while a lead is shown ------------------------------------------
 
-NOT_FORCED = {"registration": {"forced": False, "categories": []}}
+NOT_FORCED: dict[str, Any] = {"registration": {"forced": False, "categories": []}}
 
 
 def leads(d: Daemon) -> dict[int, tuple[str, int]]:
@@ -203,8 +203,8 @@ async def test_wrapup_timeout_records_the_code_and_frees_the_agent(tmp_path: Pat
     """Issue 7: wrap-up ends with a disposition or a timeout; the timeout's code goes the
     disposition's way (attempt, agent, note, retry time) and the agent is ready again."""
     t = [100.0]
-    wrapup = {"wrapup": {"timeout_seconds": 2, "result_code": "not_cp"}}
-    async with floor(tmp_path, lambda: t[0], mode="progressive", **NOT_FORCED, **wrapup) as d:
+    wrapup: dict[str, Any] = {"wrapup": {"timeout_seconds": 2, "result_code": "not_cp"}}
+    async with floor(tmp_path, clock=lambda: t[0], mode="progressive", **NOT_FORCED, **wrapup) as d:
         runtime = d.campaigns["demo"]
         before = timeouts()
         [lead] = await d.flow.next_leads("demo", 1, d.wall())
@@ -244,7 +244,7 @@ async def test_wrapup_timeout_records_the_code_and_frees_the_agent(tmp_path: Pat
 async def test_no_timeout_without_the_setting(tmp_path: Path) -> None:
     """The shipped demo campaign forces registration (R-REG-2): wrap-up waits for the agent."""
     t = [100.0]
-    async with floor(tmp_path, lambda: t[0]) as d:
+    async with floor(tmp_path, clock=lambda: t[0]) as d:
         assert d.campaigns["demo"].config.wrapup is None
         [lead] = await d.flow.next_leads("demo", 1, d.wall())
         await ready(d)
