@@ -87,6 +87,12 @@ class Console:
             f"state {name}", lambda t, b: t == "state" and b.get("state") == name, start, seconds
         )
 
+    async def talk(self, start: int) -> None:
+        """Hang up once the customer is bridged (the screen-pop comes at the reservation,
+        a moment before the customer joins the agent's conference)."""
+        await self.state("talking", start, 60)
+        await self.send("hangup")
+
     async def login(self) -> int:
         """Log in until the nailed-up leg is up (the phone may still be registering).
 
@@ -196,7 +202,7 @@ async def test_wrapup_times_out_with_its_code_and_the_agent_takes_the_next_call(
     ) as (daemon, console):
         start = await console.login()
         first = await console.expect("the first call", is_screen(False), start, 60)
-        await console.send("hangup")
+        await console.talk(start)
         wrapping = await console.state("wrapup", first)
         freed = await console.state("ready", wrapping, 30)
         # The daemon's own times (each state's "since"), not when MQTT delivered them.
@@ -208,7 +214,7 @@ async def test_wrapup_times_out_with_its_code_and_the_agent_takes_the_next_call(
             5,
         )
         second = await console.expect("the next call", is_screen(False), freed, 60)
-        await console.send("hangup")
+        await console.talk(freed)
         await console.state("wrapup", second)
         sent = await console.send("disposition", result_code="order", note="bought")
         assert (await console.reply(sent, second))["ok"]
@@ -271,7 +277,7 @@ async def test_preview_skip_and_logout_leave_the_leads_dialable(
         await console.send("dial")
         call = await console.expect("the customer", is_screen(False), shown, 60)
         assert console.seen[call][1]["lead_id"] == lead
-        await console.send("hangup")
+        await console.talk(shown)
         await console.state("wrapup", call)
         sent = await console.send("disposition", result_code="not_interested")
         assert (await console.reply(sent, call))["ok"]
