@@ -368,6 +368,7 @@ class LeadFlow:
         agent: str | None = None,
         *,
         presence: q.Presence | None = None,
+        exclude: Collection[int] = (),
     ) -> list[Claimed]:
         """Claim up to ``n`` leads to dial now, best first, for ``agent`` or the pool (None).
 
@@ -379,7 +380,8 @@ class LeadFlow:
         pool dialling (``agent=None``), to get due callbacks of *available* owners first,
         one per owner, with ``reserved_for`` naming the agent the call must go to (R-CB-3).
         The leads are ``dialing`` in the store when this returns (crash-safety point).
-        A campaign with ``enabled: false`` dials nothing.
+        A campaign with ``enabled: false`` dials nothing. Leads in ``exclude`` are passed
+        over (a preview the agent skipped is not shown to them again at once).
         """
         ctx = await self._campaign(campaign)
         if n <= 0 or not ctx.config.enabled:
@@ -399,7 +401,11 @@ class LeadFlow:
             rows = {d.lead.id: d.lead for d in due}
             rows.update({lead.id: lead for lead in selection.leads})
             floor = presence or _assumed_floor(agent, callbacks.values())
-            candidates = [to_queue_lead(lead, callbacks.get(i)) for i, lead in rows.items()]
+            candidates = [
+                to_queue_lead(lead, callbacks.get(i))
+                for i, lead in rows.items()
+                if i not in exclude
+            ]
             offers = q.select(candidates, rules, floor, at, agent, limit=n)
             if agent is None and presence is not None:
                 offers = _owners_first(candidates, rules, presence, at, offers, n)
@@ -433,6 +439,12 @@ class LeadFlow:
                 )
             )
         return claimed
+
+    async def release(self, claimed: Claimed) -> bool:
+        """Give back a claimed lead that was never dialled (a preview the agent skipped or
+        logged out on): no attempt is recorded and the lead is as dialable as before.
+        False when it was not ``dialing`` any more (nothing changed)."""
+        return await self._store.unclaim(claimed.lead_id, claimed.callback_id)
 
     # what the dialer saw --------------------------------------------------------------------
     async def dialer_outcome(

@@ -28,3 +28,11 @@ CONNECT_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
 MQTT_DROPPED = Gauge("dialerd_mqtt_dropped", "MQTT events dropped while the broker was away")
+WRAPUP_TIMEOUTS = Counter(
+    "dialerd_wrapup_timeouts_total",
+    "Wrap-ups closed by the campaign's timeout code, not by the agent",
+    ["campaign"],
+)
+PREVIEW_GIVEBACKS = Counter(
+    "dialerd_preview_givebacks_total", "Previewed leads given back undialled", ["campaign", "why"]
+)

@@ -51,6 +51,7 @@ __all__ = [
     "TieBreak",
     "TimeWindow",
     "TlsConfig",
+    "WrapupConfig",
     "check_timezone",
 ]
 
@@ -320,6 +321,26 @@ class RegistrationConfig(_Strict):
     categories: tuple[RegistrationCategory, ...] = ()
 
 
+class WrapupConfig(_Strict):
+    """How long an agent may stay in wrap-up before dialerd closes the call itself.
+
+    An agent who walks away in wrap-up would otherwise hold their seat and the lead
+    (still ``dialing``) forever. After ``timeout_seconds`` the daemon records
+    ``result_code`` through the agent's own disposition path and the agent is ready again.
+    0 or null turns the timeout off. The code must be a ``no-contact`` code that asks
+    nothing of an agent, and a campaign with forced registration cannot time out at all:
+    nobody registered the call, and R-REG-2 says no call closes without a registration.
+    """
+
+    timeout_seconds: int | None = Field(default=120, ge=0, le=24 * 3600)
+    result_code: str | None = Field(default=None, pattern=_CODE_PATTERN)
+
+    @property
+    def seconds(self) -> int:
+        """The timeout in seconds; 0 when there is none."""
+        return self.timeout_seconds or 0
+
+
 # --------------------------------------------------------------------------------------------
 # Campaign: dialing, hours, retries
 
@@ -515,6 +536,8 @@ class CampaignConfig(_Strict):
         min_length=1, description="a mapping of code to label, category, contact_priority"
     )
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    wrapup: WrapupConfig | None = None
+    """Absent: wrap-up ends only with the agent's disposition."""
 
     @model_validator(mode="before")
     @classmethod
@@ -563,7 +586,50 @@ class CampaignConfig(_Strict):
                 ("registration", "forced"),
                 "forced registration needs at least one category under registration.categories",
             )
+        if self.wrapup is not None:
+            self._check_wrapup(self.wrapup)
         return self
+
+    def _check_wrapup(self, wrapup: WrapupConfig) -> None:
+        """The timeout code is recorded with no agent to add anything: it must exist, be a
+        no-contact code (an unknown outcome never closes the address or promises a callback)
+        and need no e-mail; and forced registration (R-REG-2) rules a timeout out."""
+        if wrapup.result_code is None:
+            if wrapup.seconds:
+                raise InvalidKey(
+                    ("wrapup",),
+                    "result_code is required with timeout_seconds; expected the no-contact "
+                    "code to record when wrap-up times out (or timeout_seconds: 0)",
+                )
+            return
+        where = ("wrapup", "result_code")
+        code = self.result_codes.get(wrapup.result_code)
+        if code is None:
+            raise InvalidKey(
+                where,
+                f"{wrapup.result_code!r} is not defined under result_codes; expected one of: "
+                + ", ".join(sorted(self.result_codes)),
+            )
+        if code.category is not Category.NO_CONTACT:
+            raise InvalidKey(
+                where,
+                f"{wrapup.result_code!r} has category {code.category.value!r}; expected a "
+                "'no-contact' code (nobody chose it, so it may not close the address or "
+                "promise a callback)",
+            )
+        if code.flags.require_email:
+            raise InvalidKey(
+                where,
+                f"{wrapup.result_code!r} requires an e-mail (flags.require_email) that no "
+                "agent picks when wrap-up times out; expected a code without it",
+            )
+        if wrapup.seconds and self.registration.forced:
+            raise InvalidKey(
+                ("wrapup", "timeout_seconds"),
+                "a timeout would close calls without the registration that registration.forced "
+                "demands (R-REG-2); expected 0 (wrap-up waits for the agent's disposition) "
+                "or registration.forced: false",
+            )
 
     def retry_rule(self, outcome: Outcome) -> RetryRule:
         """The rule for a dialer outcome (always present after validation)."""

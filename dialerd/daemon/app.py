@@ -102,6 +102,9 @@ class LiveCall:
     agent: str | None = None
     abandoned: bool = False
     dispositioned: bool = False
+    closing: bool = False
+    """Its disposition (the agent's, or the wrap-up timeout's) is being written: the other
+    one must not close it too."""
 
 
 @dataclass
@@ -161,6 +164,7 @@ class Daemon:
         self.agent_legs: dict[str, str] = {}  # call id of the nailed-up leg -> agent id
         self.calls: dict[str, LiveCall] = {}
         self._previews: dict[str, tuple[str, Claimed]] = {}  # agent -> previewed lead
+        self._skipped: dict[str, set[int]] = {}  # agent -> leads skipped this session
         self._awaiting_disposition: dict[str, LiveCall] = {}  # agent id -> call in wrap-up
         self._adopted: dict[str, tuple[int, str]] = {}  # call id -> (lead, campaign)
         self._live_leads: set[int] = set()  # leads with a call up, ours or found at recovery
@@ -251,6 +255,9 @@ class Daemon:
         dispositions are recorded (bounded). What is left is settled by recovery."""
         self.draining = True
         notify("STOPPING=1", "STATUS=draining: no new calls")
+        for agent_id in list(self._previews):  # never dialled: back to the queue as they were
+            await self._give_back_preview(agent_id, "drain")
+            await self._set_agent(self.agents[agent_id].release(self.clock()))
         log.info(
             "draining: %d calls in progress, %d awaiting a disposition",
             len(self.calls),
@@ -319,6 +326,7 @@ class Daemon:
                 async with asyncio.timeout(self.tick):
                     await runtime.wake.wait()
             runtime.wake.clear()
+            await self._expire_wrapups(runtime)
             if self.draining or not self.ami.connected or not self._recovered:
                 continue
             if runtime.config.mode is DialMode.PREVIEW:
@@ -373,7 +381,12 @@ class Daemon:
             if agent.state is not AgentState.READY or name not in agent.campaigns:
                 continue
             claimed = await self.flow.next_leads(
-                name, 1, self.wall(), agent=agent.agent_id, presence=self._presence(name)
+                name,
+                1,
+                self.wall(),
+                agent=agent.agent_id,
+                presence=self._presence(name),
+                exclude=self._skipped.get(agent.agent_id, ()),
             )
             if not claimed:
                 continue
@@ -743,7 +756,9 @@ class Daemon:
             if agent.attempt_id in self.calls:
                 # Nobody is left to talk to the customer: end their leg too.
                 await self._kick_customer(agent_id)
-            await self._set_agent(agent.leg_down(now))
+            await self._give_back_preview(agent_id, "phone_lost")
+            self._skipped.pop(agent_id, None)
+            await self._set_agent(self.agents[agent_id].leg_down(now))
             self.bus.publish(
                 self.bus.topic("agents", agent_id, "reply"),
                 {"id": None, "ok": False, "error": f"phone leg ended ({reason})"},
@@ -805,7 +820,12 @@ class Daemon:
 
     async def _cmd_logout(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         agent = self._agent(agent_id)
+        if await self._give_back_preview(agent_id, "logout") is not None:
+            # Released and logged out in one step: a ready moment in between would be
+            # offered the next preview.
+            agent = self.agents[agent_id].release(self.clock())
         await self._set_agent(agent.logout(self.clock()))
+        self._skipped.pop(agent_id, None)
         for call_id, owner in list(self.agent_legs.items()):
             if owner == agent_id:
                 self.agent_legs.pop(call_id)
@@ -841,27 +861,106 @@ class Daemon:
         call = self._awaiting_disposition.get(agent_id)
         if agent.state is not AgentState.WRAPUP or call is None:
             raise CommandError("no call to close: dispositions are taken in wrap-up")
+        if call.closing:
+            raise CommandError("this call is being closed already (wrap-up timed out)")
         reschedule = _reschedule(body.get("reschedule"))
-        await self.flow.disposition(
-            call.lead.lead_id,
-            call.campaign,
-            agent_id,
-            str(body.get("result_code") or ""),
-            call_note=str(body.get("note") or ""),
-            detail_note=str(body.get("detail_note") or ""),
-            registration=body.get("registration"),
-            reschedule=reschedule,
-            voicemail=bool(body.get("voicemail")),
-            email_to=body.get("email_to"),
-            started=call.started_wall,
-            ended=self.wall(),
-            call_id=call.call_id,
-        )
+        call.closing = True
+        try:
+            await self.flow.disposition(
+                call.lead.lead_id,
+                call.campaign,
+                agent_id,
+                str(body.get("result_code") or ""),
+                call_note=str(body.get("note") or ""),
+                detail_note=str(body.get("detail_note") or ""),
+                registration=body.get("registration"),
+                reschedule=reschedule,
+                voicemail=bool(body.get("voicemail")),
+                email_to=body.get("email_to"),
+                started=call.started_wall,
+                ended=self.wall(),
+                call_id=call.call_id,
+            )
+        finally:
+            call.closing = False
+        agent = await self._call_closed(agent_id, call, lambda a: a.dispositioned(self.clock()))
+        return {"state": agent.state.value}
+
+    async def _call_closed(
+        self, agent_id: str, call: LiveCall, free: Callable[[Agent], Agent]
+    ) -> Agent:
+        """The call's disposition is recorded: it leaves wrap-up, and `free` moves the agent
+        on (ready, or paused when a pause was asked for during the call)."""
         call.dispositioned = True
         self._awaiting_disposition.pop(agent_id, None)
-        agent = agent.dispositioned(self.clock())
+        agent = free(self.agents[agent_id])
         await self._set_agent(agent)
-        return {"state": agent.state.value}
+        return agent
+
+    async def _expire_wrapups(self, runtime: CampaignRuntime) -> None:
+        """Close every wrap-up of this campaign that outlived `wrapup.timeout_seconds` with
+        the campaign's timeout code, through the agent's own disposition path (attempt,
+        retry time, history), so a seat left in wrap-up neither idles nor holds its lead."""
+        wrapup = runtime.config.wrapup
+        if wrapup is None or not wrapup.seconds or wrapup.result_code is None:
+            return
+        for agent_id, call in list(self._awaiting_disposition.items()):
+            agent = self.agents.get(agent_id)
+            now = self.clock()
+            if (
+                agent is None
+                or call.campaign != runtime.config.name
+                or call.closing
+                or not agent.wrap_expired(now, wrapup.seconds)
+            ):
+                continue
+            waited = now - agent.since
+            call.closing = True
+            try:
+                await self.flow.disposition(
+                    call.lead.lead_id,
+                    call.campaign,
+                    agent_id,
+                    wrapup.result_code,
+                    call_note=f"wrap-up timed out after {waited:.0f} s without a disposition",
+                    started=call.started_wall,
+                    ended=self.wall(),
+                    call_id=call.call_id,
+                )
+            except (DispositionError, LeadNotDialing) as exc:
+                # Settled some other way meanwhile (a recovery): the seat is freed all the same.
+                log.warning(
+                    "agent %s: wrap-up of %s timed out after %.0f s; nothing recorded (%s)",
+                    agent_id,
+                    call.call_id,
+                    waited,
+                    exc,
+                )
+            else:
+                log.info(
+                    "agent %s: wrap-up of %s timed out after %.0f s; recorded %s for lead %s",
+                    agent_id,
+                    call.call_id,
+                    waited,
+                    wrapup.result_code,
+                    call.lead.lead_id,
+                )
+            finally:
+                call.closing = False
+            metrics.WRAPUP_TIMEOUTS.labels(call.campaign).inc()
+            await self._call_closed(
+                agent_id, call, lambda a: a.wrap_timeout(self.clock(), wrapup.seconds)
+            )
+            self.bus.publish(
+                self.bus.topic("agents", agent_id, "reply"),
+                {
+                    "id": None,
+                    "ok": True,
+                    "closed": "wrap-up timed out",
+                    "attempt": call.call_id,
+                    "result_code": wrapup.result_code,
+                },
+            )
 
     async def _cmd_dial(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Preview mode: dial the lead this agent has been shown."""
@@ -874,6 +973,32 @@ class Daemon:
             raise CommandError(f"campaign {lead.campaign!r} is not running")
         await self._launch(runtime, lead, call_id=call_id)
         return {"state": self._agent(agent_id).state.value, "attempt": call_id}
+
+    async def _cmd_skip(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Preview mode: give the shown lead back undialled (no attempt: it is as dialable
+        as before, for the other agents at once) and see the next one. It is not shown to
+        this agent again until they log in anew, or skipping would show it straight back."""
+        self._agent(agent_id)
+        lead = await self._give_back_preview(agent_id, "skip")
+        if lead is None:
+            raise CommandError("no previewed lead to skip")
+        self._skipped.setdefault(agent_id, set()).add(lead.lead_id)
+        agent = self.agents[agent_id].release(self.clock())
+        await self._set_agent(agent)
+        return {"state": agent.state.value, "skipped": lead.lead_id}
+
+    async def _give_back_preview(self, agent_id: str, why: str) -> Claimed | None:
+        """Return the agent's previewed, undialled lead to the queue; the lead, or None when
+        the agent had none. The agent's own state is the caller's to move."""
+        preview = self._previews.pop(agent_id, None)
+        if preview is None:
+            return None
+        _, lead = preview
+        if not await self.flow.release(lead):
+            log.warning("previewed lead %s was no longer held; nothing to give back", lead.lead_id)
+        metrics.PREVIEW_GIVEBACKS.labels(lead.campaign, why).inc()
+        log.info("agent %s: previewed lead %s back to the queue (%s)", agent_id, lead.lead_id, why)
+        return lead
 
     async def _cmd_scheduled(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """R-CB-1: the agent's scheduled calls, ordered by time."""
@@ -909,6 +1034,7 @@ class Daemon:
         "hangup": _cmd_hangup,
         "disposition": _cmd_disposition,
         "dial": _cmd_dial,
+        "skip": _cmd_skip,
         "scheduled": _cmd_scheduled,
     }
 

@@ -131,9 +131,17 @@ class Agent:
         self._require("close a call", AgentState.WRAPUP)
         return self._after_call(now)
 
+    def wrap_expired(self, now: float, wrap_seconds: float) -> bool:
+        """In wrap-up for `wrap_seconds` or longer (a timeout of 0 or less never expires)."""
+        return (
+            self.state is AgentState.WRAPUP
+            and wrap_seconds > 0
+            and now - self.since >= wrap_seconds
+        )
+
     def wrap_timeout(self, now: float, wrap_seconds: float) -> Agent:
         """Wrap-up ended by the campaign's timeout; a no-op before it is due."""
-        if self.state is not AgentState.WRAPUP or now - self.since < wrap_seconds:
+        if not self.wrap_expired(now, wrap_seconds):
             return self
         return self._after_call(now)
 

@@ -50,6 +50,9 @@ class FlowStore(Protocol):
     async def claim_for_dial(self, claims: Sequence[tuple[int, int | None]]) -> list[int]:
         """Claim (lead id, callback id or None) pairs in one transaction; the ids won."""
 
+    async def unclaim(self, lead_id: int, callback_id: int | None) -> bool:
+        """Undo a claim that was never dialled (a skipped preview); False if not dialing."""
+
     async def record_flow(
         self,
         attempt: AttemptRecord,
@@ -122,6 +125,25 @@ class FlowSql(SqlBase):
                         (callback_id,),
                     )
         return won
+
+    async def unclaim(self, lead_id: int, callback_id: int | None) -> bool:
+        """The exact inverse of `claim_for_dial` for one lead: ``callback`` (its callback
+        ``pending`` again) or ``ready``. No attempt is written and nothing else changes,
+        so the lead is as dialable as before it was claimed. A lead that left ``dialing``
+        meanwhile (put on the DNC list) is left alone."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE leads SET status = ? WHERE id = ? AND status = 'dialing'",
+                ("callback" if callback_id is not None else "ready", lead_id),
+            )
+            if not cur.rowcount:
+                return False
+            if callback_id is not None:
+                await db.execute(
+                    "UPDATE callbacks SET status = 'pending' WHERE id = ? AND status = 'offered'",
+                    (callback_id,),
+                )
+        return True
 
     async def record_flow(
         self,
