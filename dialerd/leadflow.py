@@ -286,6 +286,8 @@ class ScheduledCall:
     lead_id: int
     campaign: str
     number: str
+    name: str
+    """The lead's ``name`` column, if the list had one (empty otherwise)."""
     due_at: float
     reserved_until: float | None
     comment: str
@@ -784,6 +786,7 @@ class LeadFlow:
                     lead.id,
                     name,
                     lead.number,
+                    lead.fields.get("name", ""),
                     cb.due_at,
                     cb.reserved_until,
                     cb.comment,

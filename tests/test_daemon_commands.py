@@ -190,6 +190,9 @@ async def test_skipping_a_callback_keeps_it_scheduled_for_its_owner(tmp_path: Pa
         assert leads(d)[3] == ("callback", 0)
         [pending] = await d.store.agent_callbacks("1001")
         assert (pending.lead_id, pending.status.value) == (3, "pending")
+        [row] = (await d._command("1001", "scheduled", {}))["scheduled"]
+        assert (row["lead"], row["comment"], row["state"]) == (3, "after lunch", "reserved")
+        assert row["name"], "the list's name column rides along for the console"
 
 
 # --- wrap-up timeout ----------------------------------------------------------------------

@@ -1009,6 +1009,7 @@ class Daemon:
                     "lead": c.lead_id,
                     "campaign": c.campaign,
                     "number": c.number,
+                    "name": c.name,
                     "due_at": c.due_at,
                     "reserved_until": c.reserved_until,
                     "comment": c.comment,
