@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from dialerd.ami.calls import CallBridged, CallHungUp
 from dialerd.billing.service import BillingGate, BillingService
 from dialerd.bus.mqtt import CommandError
 from dialerd.config.loader import load_config
@@ -257,3 +258,41 @@ async def test_no_timeout_without_the_setting(tmp_path: Path) -> None:
         t[0] += 3600
         await d._expire_wrapups(d.campaigns["demo"])
         assert d.agents["1001"].state is AgentState.WRAPUP
+
+
+# --- a wrap-up outlives logout attempts and lost phones -----------------------------------
+
+
+async def test_wrapup_blocks_logout_and_a_lost_phone_comes_back_to_it(tmp_path: Path) -> None:
+    """Issue 7, R-REG-2: a call in wrap-up keeps its claim on the agent. Logging out is
+    refused with a reason; a phone lost meanwhile logs the agent out, and the next login
+    lands in that same wrap-up (screen shown again) instead of leaving the lead `dialing`.
+    Recovery run meanwhile (another agent's phone dropping mid-call) leaves it alone."""
+    async with floor(tmp_path, mode="progressive", **NOT_FORCED) as d:
+        [lead] = await d.flow.next_leads("demo", 1, d.wall())
+        call = LiveCall("c1wrap", "demo", lead, d.clock(), d.wall())
+        await ready(d)
+        now = d.clock()
+        await d._set_agent(d.agents["1001"].reserve(now, call.call_id).customer_joined(now))
+        await d._set_agent(d.agents["1001"].customer_left(now))
+        d._awaiting_disposition["1001"] = call
+        with pytest.raises(CommandError, match="give the call its result code first"):
+            await d._command("1001", "logout", {})
+
+        d.agent_legs["leg-1"] = "1001"
+        lost = CallHungUp(
+            "leg-1", None, 16, "Normal Clearing", ring_seconds=None, talk_seconds=None,
+            total_seconds=None, amd=None, agent="1001", abandoned=False,
+        )  # fmt: skip
+        await d._on_agent_leg("1001", lost)
+        assert d.agents["1001"].state is AgentState.LOGGED_OUT
+        await d.flow.recover("demo", d.wall(), d._unsettled_leads())
+        assert leads(d)[lead.lead_id][0] == "dialing", "the agent's result code is still due"
+
+        await d._set_agent(d.agents["1001"].login(d.clock(), ("demo",)))
+        await d._on_agent_leg("1001", CallBridged("leg-2", None, "1001"))
+        agent = d.agents["1001"]
+        assert (agent.state, agent.attempt_id) == (AgentState.WRAPUP, "c1wrap")
+        reply = await d._command("1001", "disposition", {"result_code": "not_cp"})
+        assert reply["state"] == "ready"
+        assert leads(d)[lead.lead_id] == ("waiting", 1)

@@ -454,10 +454,16 @@ class Daemon:
             self._live_leads.discard(lead.lead_id)
             runtime.floor.calls.pop(call_id, None)
             runtime.dialed -= 1
-            await self.flow.recover(campaign.name, self.wall(), self._live_leads)
+            await self.flow.recover(campaign.name, self.wall(), self._unsettled_leads())
         except OutcomeUnknown as exc:
             # Maybe sent. Never re-send: reconciliation after the reconnect settles it.
             log.warning("originate %s outcome unknown (%s); reconciling", call_id, exc)
+
+    def _unsettled_leads(self) -> set[int]:
+        """Leads that are `dialing` for a reason recovery must respect: a call still up,
+        or an ended call waiting for its agent's disposition (settling those as "failed"
+        would throw the agent's result code away)."""
+        return self._live_leads | {c.lead.lead_id for c in self._awaiting_disposition.values()}
 
     # ------------------------------------------------------------------ call events
     async def _consume_calls(self, events: AsyncIterator[CallEvent]) -> None:
@@ -548,7 +554,7 @@ class Daemon:
             lead_id, campaign = self._adopted.pop(event.call_id)
             self._live_leads.discard(lead_id)
             if campaign in self.campaigns:
-                await self.flow.recover(campaign, self.wall(), self._live_leads)
+                await self.flow.recover(campaign, self.wall(), self._unsettled_leads())
 
     async def _on_bridged(
         self, runtime: CampaignRuntime, call: LiveCall, agent_id: str, now: float
@@ -623,7 +629,7 @@ class Daemon:
         elif outcome is Outcome.ANSWERED:
             # The agent's phone dropped mid-call: nobody can disposition it. The lead gets
             # one attempt with outcome unknown and a retry time, as after a crash.
-            await self.flow.recover(call.campaign, self.wall(), self._live_leads)
+            await self.flow.recover(call.campaign, self.wall(), self._unsettled_leads())
         else:
             # A reservation that never became a call frees the agent.
             for agent in list(self.agents.values()):
@@ -748,7 +754,14 @@ class Daemon:
             return
         now = self.clock()
         if isinstance(event, CallBridged) and agent.state is AgentState.NAILING:
-            await self._set_agent(agent.leg_up(now))
+            unfinished = self._awaiting_disposition.get(agent_id)
+            if unfinished is None:
+                await self._set_agent(agent.leg_up(now))
+                return
+            # The phone dropped during this call's wrap-up: back to it, screen and all.
+            await self._set_agent(agent.leg_up(now, unfinished_attempt=unfinished.call_id))
+            await self._screen_pop(agent_id, unfinished)
+            log.info("agent %s: back to the wrap-up of %s", agent_id, unfinished.call_id)
         elif isinstance(event, CallHungUp | CallFailed):
             self.agent_legs.pop(event.call_id, None)
             reason = getattr(event, "reason", None) or getattr(event, "cause_txt", "")
@@ -820,6 +833,8 @@ class Daemon:
 
     async def _cmd_logout(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         agent = self._agent(agent_id)
+        if agent.state is AgentState.WRAPUP:
+            raise CommandError("give the call its result code first, then log out")
         if await self._give_back_preview(agent_id, "logout") is not None:
             # Released and logged out in one step: a ready moment in between would be
             # offered the next preview.

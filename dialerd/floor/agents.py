@@ -6,6 +6,7 @@ conference for the whole session; every state below is about that one leg:
     logged_out --login--> nailing --leg_up--> ready <--> paused(reason)
     ready --reserve--> reserved --customer_joined--> talking --customer_left--> wrapup
     wrapup --disposition | wrap timeout--> ready (or paused, if a pause was asked for)
+    a phone lost in wrap-up: logged out; the next login's leg_up returns to that wrap-up
     any --leg_down | logout--> logged_out
 
 Illegal transitions raise `AgentStateError` with a message fit for the agent's screen,
@@ -70,9 +71,15 @@ class Agent:
             raise AgentStateError("log in to at least one campaign")
         return self._to(AgentState.NAILING, now, campaigns=campaigns)
 
-    def leg_up(self, now: float) -> Agent:
-        """The nailed-up leg answered and joined the agent's conference."""
+    def leg_up(self, now: float, unfinished_attempt: str | None = None) -> Agent:
+        """The nailed-up leg answered and joined the agent's conference.
+
+        An agent whose phone dropped during a wrap-up comes back to that wrap-up
+        (`unfinished_attempt`): the call still needs its result code, and only they can
+        give it (forced registration)."""
         self._require("join the conference", AgentState.NAILING)
+        if unfinished_attempt is not None:
+            return self._to(AgentState.WRAPUP, now, attempt_id=unfinished_attempt)
         return self._to(AgentState.READY, now)
 
     def leg_down(self, now: float) -> Agent:
@@ -88,9 +95,8 @@ class Agent:
         )
 
     def logout(self, now: float) -> Agent:
-        self._require(
-            "log out", AgentState.READY, AgentState.PAUSED, AgentState.WRAPUP, AgentState.NAILING
-        )
+        """Not mid-call, and not in wrap-up: the call must get its result code first."""
+        self._require("log out", AgentState.READY, AgentState.PAUSED, AgentState.NAILING)
         return self.leg_down(now)
 
     # ------------------------------------------------------------------ pause

@@ -33,6 +33,7 @@ def test_a_full_call_cycle() -> None:
         ("ready", lambda a: a.login(1, ("demo",)), "cannot log in while ready"),
         ("ready", lambda a: a.pause(1, "  "), "a pause needs a reason"),
         ("talking", lambda a: a.logout(1), "cannot log out while talking"),
+        ("wrapup", lambda a: a.logout(1), "cannot log out while wrapup"),
         ("logged_out", lambda a: a.login(1, ()), "log in to at least one campaign"),
     ],
 )
@@ -41,10 +42,19 @@ def test_commands_at_the_wrong_moment_say_why(state_from: str, action, message: 
         "logged_out": Agent("1001", "PJSIP/1001"),
         "ready": ready_agent(),
         "talking": ready_agent().reserve(1, "a").customer_joined(1),
+        "wrapup": ready_agent().reserve(1, "a").customer_joined(1).customer_left(2),
     }[state_from]
     with pytest.raises(AgentStateError) as err:
         action(agent)
     assert str(err.value) == message
+
+
+def test_a_phone_lost_in_wrapup_comes_back_to_that_wrapup_at_the_next_login() -> None:
+    a = ready_agent().reserve(1, "a").customer_joined(1).customer_left(2).leg_down(3)
+    assert (a.state, a.attempt_id) == (S.LOGGED_OUT, None)
+    a = a.login(4, ("demo",)).leg_up(5, unfinished_attempt="a")
+    assert (a.state, a.attempt_id, a.since) == (S.WRAPUP, "a", 5)
+    assert a.dispositioned(6).state is S.READY
 
 
 def test_pause_while_talking_waits_for_the_wrapup() -> None:
