@@ -22,9 +22,12 @@ import ssl
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
+
+from dialerd.config.models import MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,51 @@ class MqttSettings:
     password: str | None = None
     tls: bool = False
     ca_file: str | None = None
+    """CA bundle the broker's certificate must chain to; None: the system's trust store."""
+    cert_file: str | None = None
+    """Client certificate (PEM) for brokers that require one (mosquitto require_certificate)."""
+    key_file: str | None = None
+    insecure: bool = False
+    """Skip certificate and host name checks: a lab broker only, never production."""
     client_id: str = "dialerd"
     buffer_limit: int = 10_000
     keepalive: int = 30
+
+    @classmethod
+    def from_config(cls, mq: MqttConfig, directory: Path, client_id: str) -> MqttSettings:
+        """The daemon's settings from ``dialerd.yaml``; relative TLS file paths are taken
+        from the configuration directory, as the store path is, so the daemon finds them
+        whatever its working directory (systemd starts it in /)."""
+
+        def path(value: str | None) -> str | None:
+            return None if value is None else str(directory / value)
+
+        return cls(
+            host=mq.host,
+            port=mq.port,
+            prefix=mq.prefix,
+            username=mq.user,
+            password=mq.password.get_secret_value() if mq.password else None,
+            tls=mq.tls.enabled,
+            ca_file=path(mq.tls.ca_file),
+            cert_file=path(mq.tls.cert_file),
+            key_file=path(mq.tls.key_file),
+            insecure=mq.tls.insecure,
+            client_id=client_id,
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A fresh context per connection attempt, so a renewed CA or client certificate
+        is picked up on the next reconnect without a restart."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
 
 @dataclass(frozen=True)
@@ -117,26 +162,30 @@ class Bus:
                         sender.cancel()
                         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                             await sender
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError) as exc:  # OSError: unreadable TLS files
+                # Never up this round and TLS on: the failure is the handshake's.
+                handshake = self.settings.tls and not self.connected.is_set()
                 self.connected.clear()
                 self.reconnects += 1
                 log.warning(
-                    "mqtt unavailable (%s); retrying in %.1fs, %d queued", exc, delay, self.pending
+                    "mqtt %s:%s unavailable: %s; retrying in %.1fs, %d queued",
+                    self.settings.host,
+                    self.settings.port,
+                    explain(exc, tls_handshake=handshake),
+                    delay,
+                    self.pending,
                 )
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 30.0)
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
-        tls: ssl.SSLContext | None = None
-        if s.tls:
-            tls = ssl.create_default_context(cafile=s.ca_file)
         return aiomqtt.Client(
             s.host,
             s.port,
             username=s.username,
             password=s.password,
-            tls_context=tls,
+            tls_context=s.tls_context(),
             identifier=s.client_id,
             keepalive=s.keepalive,
             will=aiomqtt.Will(
@@ -212,3 +261,25 @@ class Bus:
             return
         if result is not None:
             self.publish(reply_topic, {"id": request_id, "ok": True, **result})
+
+
+def explain(exc: Exception, *, tls_handshake: bool = False) -> str:
+    """One line an operator can act on: which setting to check, not a traceback.
+
+    aiomqtt flattens TLS failures into `MqttError(str(ssl_error))` and a refused login into
+    `MqttCodeError` (MQTT 3.1.1 CONNACK 4 "bad user name or password", 5 "not authorised"),
+    so the text and the code are all there is to go on.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    code = getattr(exc, "rc", None)
+    if getattr(code, "value", code) in (4, 5, 134, 135):
+        return f"broker refused the login ({text}): check mqtt.user and mqtt.password"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"broker certificate not trusted ({text}): check mqtt.tls.ca_file"
+    reset = "Connection reset" in text or "EOF" in text
+    if "WRONG_VERSION_NUMBER" in text or (tls_handshake and reset):
+        # A plain broker resets a TLS hello (or answers it with plain bytes).
+        return f"TLS handshake failed ({text}): is mqtt.tls.enabled right for this port?"
+    if isinstance(exc, OSError):  # aiomqtt wraps its own; this one is from reading TLS files
+        return f"{text}: check the mqtt.tls files"
+    return text

@@ -145,17 +145,9 @@ class Daemon:
         )
         self.agi = AGIServer(host=d.agi.bind, port=d.agi.port, timeout=float(deadline) + 1.0)
         self.agi.route("/connect")(self._agi_connect)
-        mq = d.mqtt
         self.bus = Bus(
-            MqttSettings(
-                host=mq.host,
-                port=mq.port,
-                prefix=mq.prefix,
-                username=mq.user,
-                password=mq.password.get_secret_value() if mq.password else None,
-                tls=mq.tls.enabled,
-                ca_file=mq.tls.ca_file,
-                client_id=f"dialerd-{secrets.token_hex(3)}",
+            MqttSettings.from_config(
+                d.mqtt, config.directory, client_id=f"dialerd-{secrets.token_hex(3)}"
             ),
             on_command=self._command,
         )
@@ -1059,12 +1051,16 @@ class Daemon:
         """Watchdog pings and wallboard stats, once a second."""
         interval = watchdog_interval()
         last_ping = 0.0
+        sessions = 1  # every AMI session after the first is a reconnect
         while True:
             await asyncio.sleep(1.0)
             if interval and self.clock() - last_ping >= interval:
                 notify("WATCHDOG=1")
                 last_ping = self.clock()
             metrics.AMI_CONNECTED.set(1 if self.ami.connected else 0)
+            if self.ami.generation > sessions:
+                metrics.AMI_RECONNECTS.inc(self.ami.generation - sessions)
+                sessions = self.ami.generation
             metrics.MQTT_DROPPED.set(self.bus.dropped)
             for name, runtime in self.campaigns.items():
                 self._publish_stats(runtime, name)

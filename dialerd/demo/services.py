@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,17 +98,57 @@ def sandbox_down(name: str) -> None:
     )
 
 
-class Mosquitto:
-    """A private, anonymous mosquitto on 127.0.0.1:`port`, stopped by `stop()`."""
+@dataclass(frozen=True)
+class BrokerTls:
+    """PEM files for a TLS listener: the broker's certificate, its key, and the CA."""
 
-    def __init__(self, port: int) -> None:
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+class Mosquitto:
+    """A private mosquitto on 127.0.0.1:`port`, stopped by `stop()`.
+
+    Anonymous and plain by default. With `users` it takes only those user names and
+    passwords (`password_file` written by `mosquitto_passwd`, `allow_anonymous false`);
+    with `tls` the listener speaks TLS only: the shape of a production broker.
+    """
+
+    def __init__(
+        self, port: int, *, users: Mapping[str, str] | None = None, tls: BrokerTls | None = None
+    ) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise ServiceError("mosquitto is not installed (apt-get install mosquitto)")
         self.host, self.port = "127.0.0.1", port
         self.workdir = Path(tempfile.mkdtemp(prefix="dialerd-mosquitto-"))
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        lines = [f"listener {port} 127.0.0.1", "persistence false"]
+        if (users or tls) and os.geteuid() == 0:
+            # Dropping to the 'mosquitto' user would lose access to the password file
+            # and keys in root's private temp directories; this broker is loopback-only.
+            lines.append("user root")
+        if tls is not None:
+            lines += [
+                f"cafile {tls.ca_file}",
+                f"certfile {tls.cert_file}",
+                f"keyfile {tls.key_file}",
+            ]
+        if users:
+            passwd = self.workdir / "passwd"
+            passwd.touch(mode=0o600)
+            for user, password in users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwd), user, password],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
+            lines += [f"password_file {passwd}", "allow_anonymous false"]
+        else:
+            lines.append("allow_anonymous true")
+        conf.write_text("\n".join(lines) + "\n")
         self.log = self.workdir / "log"
         with self.log.open("wb") as err:
             self.proc = subprocess.Popen(
@@ -120,10 +161,9 @@ class Mosquitto:
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    why = self.log.read_text().strip()  # before stop() removes it
                     self.stop()
-                    raise ServiceError(
-                        f"mosquitto did not start on {port}: {self.log.read_text().strip()}"
-                    ) from None
+                    raise ServiceError(f"mosquitto did not start on {port}: {why}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
