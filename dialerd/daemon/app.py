@@ -299,6 +299,14 @@ class Daemon:
         except Exception as exc:  # reported; the floor keeps running
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
+        self._tasks.append(asyncio.create_task(self._apply(fresh), name="reload"))
+
+    async def _apply(self, fresh: Config) -> None:
+        """The store learns new and changed campaigns (result codes, registration topics)
+        first, as at start-up: a pacing loop reads its campaign from there."""
+        now = self.wall()
+        for campaign in fresh.campaigns.values():
+            await self.store.sync_campaign(campaign, now)
         new_names = set(fresh.campaigns) - set(self.campaigns)
         self.config = fresh
         self.flow = LeadFlow(self.store, fresh.campaigns)

@@ -23,6 +23,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -48,6 +49,9 @@ from dialerd.demo.run import (
     write_config,
 )
 from dialerd.demo.services import SANDBOX, Mosquitto, sandbox_down, sandbox_up
+from dialerd.demo.world import world_number
+from dialerd.leads.importer import import_csv
+from dialerd.store.sqlite import SqliteStore
 from tests.conftest import Sandbox
 from tests.pbx.test_recovery import lead_statuses, start_daemon, wait_for
 from tests.test_bus_mqtt_tls import (
@@ -156,9 +160,10 @@ class Floor:
 
 @contextlib.asynccontextmanager
 async def running_floor(
-    sandbox: Sandbox, opts: DemoOptions, campaign: Path = DEMO_CAMPAIGN
+    sandbox: Sandbox, opts: DemoOptions, campaign: Path = DEMO_CAMPAIGN, robots: int | None = None
 ) -> AsyncIterator[Floor]:
-    """`dialerd run` with `opts.agents` softphones and robots working campaign `demo`."""
+    """`dialerd run` with `opts.agents` softphones, the first `robots` (default: all) of
+    them worked by robots on campaign `demo`."""
     work = opts.workdir
     assert work is not None
     opts = replace(opts, campaign_file=campaign)
@@ -169,10 +174,13 @@ async def running_floor(
     events = listener.subscribe()
     broker = Mosquitto(opts.mqtt_port)
     phones = start_phones(opts, sandbox, work)
-    robots = [AgentRobot(str(1001 + i), random.Random(i), opts.talk) for i in range(opts.agents)]
+    working = [
+        AgentRobot(str(1001 + i), random.Random(i), opts.talk)
+        for i in range(opts.agents if robots is None else robots)
+    ]
     daemon = start_daemon(config_dir, work / "daemon.log")
-    workers = [asyncio.create_task(run_robot(r, broker.host, broker.port, "demo")) for r in robots]
-    floor = Floor(opts, config_dir, db, broker, daemon, robots, workers, phones, sandbox)
+    workers = [asyncio.create_task(run_robot(r, broker.host, broker.port, "demo")) for r in working]
+    floor = Floor(opts, config_dir, db, broker, daemon, working, workers, phones, sandbox)
 
     async def count_calls() -> None:
         async for item in events:
@@ -461,7 +469,63 @@ async def test_sighup_applies_a_changed_campaign_and_refuses_a_broken_one(
 
     text = daemon_log(tmp_path)
     refused = text[text.index("reload refused") :].splitlines()
-    # The issue line right after the headline: file:line: key: message.
-    assert refused[1].startswith("campaigns/demo.yaml:"), refused[:3]
-    assert ": mode:" in refused[1] and "predictiv" in refused[1], refused[1]
+    # The issue right after the headline: file:line: key: message.
+    lines = (floor.config_dir / "campaigns" / "demo.yaml").read_text().splitlines()
+    line = 1 + next(n for n, text in enumerate(lines) if text.startswith("mode:"))
+    assert refused[1].startswith(f"conf/campaigns/demo.yaml:{line}: mode: "), refused[1]
+    assert "(got 'predictiv')" in refused[1], refused[1]
     assert "Traceback" not in text + process_output(tmp_path)
+
+
+async def import_world_leads(db: Path, config_dir: Path, campaign: str, count: int) -> set[str]:
+    """Import `count` always-answering world customers into `campaign` while dialerd runs
+    (what `dialerd leads import` does); the campaign must already be in the store."""
+    sheet = db.parent / f"leads-{campaign}.csv"
+    numbers = [world_number("human", 2, 9000 + n) for n in range(count)]
+    sheet.write_text("phone,name\n" + "".join(f"{n},Customer {n}\n" for n in numbers))
+    store = await SqliteStore.open(db)
+    try:
+        stored = await store.get_campaign(campaign)
+        assert stored is not None, f"campaign {campaign!r} is not in the store"
+        config = load_config(config_dir).campaigns[campaign]
+        report = await import_csv(store, stored, config, sheet, now=time.time())
+        assert report.imported == count, report
+    finally:
+        await store.close()
+    return set(numbers)
+
+
+@pytest.mark.timeout(240)
+async def test_sighup_adds_a_campaign_an_agent_can_work_at_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Issue #7 item 1: a campaign file added on a live floor, then SIGHUP. The new
+    campaign reaches the store at once (as at start-up), so its leads can be imported and
+    its pacing loop has a campaign to read: an agent logs in to it and takes its calls,
+    while the floor runs on."""
+    opts = options(sandbox, tmp_path, agents=2, leads=10, mqtt_port=MQTT_BASE + 7)
+    async with running_floor(sandbox, opts, robots=0) as floor:
+        await wait_for(lambda: bool(log_lines(tmp_path, "recovery demo")), 60, "dialerd up")
+        doc = yaml.safe_load(DEMO_CAMPAIGN.read_text())
+        doc["name"] = "second"
+        second = floor.config_dir / "campaigns" / "second.yaml"
+        second.write_text(yaml.safe_dump(doc, sort_keys=False))
+        floor.daemon.send_signal(signal.SIGHUP)
+        await wait_for(
+            lambda: bool(log_lines(tmp_path, "reloaded: campaigns demo, second")),
+            30,
+            "the reload with the new campaign",
+        )
+        numbers = await import_world_leads(floor.db, floor.config_dir, "second", 3)
+        robot = AgentRobot("1002", random.Random(2), opts.talk)
+        floor.robots.append(robot)
+        floor.workers.append(
+            asyncio.create_task(run_robot(robot, floor.broker.host, floor.broker.port, "second"))
+        )
+        await wait_for(lambda: robot.handled >= 1, 90, "a call of the new campaign worked")
+        assert set(floor.calls_reaching_customers) & numbers
+        assert floor.daemon.poll() is None, "the floor runs on"
+        floor.send_home()
+        assert stop_daemon(floor.daemon, 120) == 0
+    assert robot.errors == []
+    assert "Traceback" not in daemon_log(tmp_path) + process_output(tmp_path)
