@@ -213,7 +213,9 @@ class Bus:
                     await client.publish(
                         message.topic, message.payload, qos=message.qos, retain=message.retain
                     )
-                except aiomqtt.MqttError:
+                except (aiomqtt.MqttError, asyncio.CancelledError):
+                    # Cancelled: the connection died while this one awaited its PUBACK.
+                    # Send it again on the next connection (QoS 1 is at-least-once).
                     self._requeue(message)
                     raise
             self._wakeup.clear()

@@ -122,6 +122,11 @@ class Mosquitto:
         if not Path(exe).exists():
             raise ServiceError("mosquitto is not installed (apt-get install mosquitto)")
         self.host, self.port = "127.0.0.1", port
+        with socket.socket() as probe:
+            # Else a broker left running on the port would answer for this one, whose
+            # own process exits unnoticed ("Address already in use").
+            if probe.connect_ex((self.host, port)) == 0:
+                raise ServiceError(f"port {port} on {self.host} is taken (another broker?)")
         self.workdir = Path(tempfile.mkdtemp(prefix="dialerd-mosquitto-"))
         conf = self.workdir / "mosquitto.conf"
         lines = [f"listener {port} 127.0.0.1", "persistence false"]

@@ -202,6 +202,7 @@ async def running_floor(
         floor.send_home()
         await asyncio.gather(*workers, return_exceptions=True)
         stop_phones(floor.phones)
+        floor.broker.stop()  # a test may have replaced the broker it started with
         broker.stop()
         print("daemon log tail:\n" + "\n".join(daemon_log(work).splitlines()[-15:]))
 
@@ -221,13 +222,17 @@ def assert_nothing_lost_or_dialled_twice(floor: Floor) -> None:
     assert twice == {}, "a customer got more calls than recorded attempts"
 
 
-def metric(port: int, name: str) -> float:
+def metric(port: int, series: str) -> float:
+    """One sample of the daemon's Prometheus endpoint, e.g. 'dialerd_agents{state="ready"}'
+    (0 for a labelled series not exported yet)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not exported")
+    if "{" in series:
+        return 0.0
+    raise AssertionError(f"{series} not exported")
 
 
 # ------------------------------------------------------------------------------ MQTT TLS
@@ -528,4 +533,97 @@ async def test_sighup_adds_a_campaign_an_agent_can_work_at_once(
         floor.send_home()
         assert stop_daemon(floor.daemon, 120) == 0
     assert robot.errors == []
+    assert "Traceback" not in daemon_log(tmp_path) + process_output(tmp_path)
+
+
+# ------------------------------------------------------------------------ mosquitto down
+
+
+async def first_screen_pop(port: int, agents: list[str]) -> tuple[str, dict[str, Any]]:
+    """The first screen-pop any of `agents` gets (an event, not retained: only a
+    subscriber connected before it is flushed sees it)."""
+    async with aiomqtt.Client("127.0.0.1", port, identifier="screens") as client:
+        for agent in agents:
+            await client.subscribe(f"dialerd/agents/{agent}/screen", qos=1)
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            return str(message.topic).split("/")[2], json.loads(message.payload)
+    raise AssertionError("subscription ended")
+
+
+@pytest.mark.timeout(300)
+async def test_mosquitto_down_the_floor_keeps_dialing_and_events_wait(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Issue #7 item 5: the broker goes away. dialerd keeps dialing and bridging (AMI and
+    FastAGI need no MQTT; the talking agent is seen on the metrics endpoint) and that
+    agent's screen-pop waits in the bounded buffer until the broker is back.
+
+    So that every call of the outage starts *during* it, the campaign is closed (holiday,
+    SIGHUP) until the agents sit ready with nothing in flight, the broker is stopped,
+    and the campaign reopened by SIGHUP, which needs no broker either."""
+    metrics_port = free_port()
+    opts = options(
+        sandbox, tmp_path, agents=2, leads=30, mqtt_port=MQTT_BASE + 8, metrics_port=metrics_port
+    )
+    wallboard = Wallboard()
+    async with running_floor(sandbox, opts) as floor:
+        follower = asyncio.create_task(wallboard.follow(floor.broker.port))
+        live = floor.config_dir / "campaigns" / "demo.yaml"
+        try:
+            await wait_for(
+                lambda: all(n >= 1 for n in floor.handled().values()), 120, "both agents at work"
+            )
+            campaign_file(live, closed_today=True)
+            floor.daemon.send_signal(signal.SIGHUP)
+            await wait_for(
+                lambda: any(
+                    s["in_flight"] == 0 and s["agents"].get("ready", 0) == 2
+                    for s in wallboard.seen[-1:]
+                ),
+                120,
+                "a quiet floor: both agents ready, no call in flight",
+            )
+            floor.send_home()  # the agents' consoles lose the broker too
+            floor.broker.stop()
+            follower.cancel()
+            reached = sum(floor.calls_reaching_customers.values())
+            campaign_file(live, closed_today=False)
+            floor.daemon.send_signal(signal.SIGHUP)
+            await wait_for(
+                lambda: sum(floor.calls_reaching_customers.values()) >= reached + 2,
+                60,
+                "calls dialled while the broker is down",
+            )
+            await wait_for(
+                lambda: metric(metrics_port, 'dialerd_agents{state="talking"}') >= 1,
+                60,
+                "a customer bridged to an agent while the broker is down",
+            )
+            await wait_for(
+                lambda: len(log_lines(tmp_path, "reloaded: campaigns demo")) == 2,
+                10,
+                "both reloads",
+            )
+            await wait_for(
+                lambda: bool(log_lines(tmp_path, "unavailable: [Errno 111] Connection refused")),
+                10,
+                "the bus retrying",
+            )
+            assert floor.daemon.poll() is None
+
+            floor.broker = Mosquitto(opts.mqtt_port)
+            async with asyncio.timeout(90):
+                agent, screen = await first_screen_pop(floor.broker.port, ["1001", "1002"])
+            print("buffered screen-pop for", agent, screen.get("attempt"))
+            assert screen["schema"] == 1 and screen["attempt"]
+            assert len(log_lines(tmp_path, "mqtt connected to")) == 2
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+            # Customers bridged to agents whose consoles are gone would talk for ten
+            # minutes: end the daemon and every call, so the next test starts clean.
+            floor.daemon.kill()
+            floor.daemon.wait(timeout=10)
+            await asyncio.to_thread(sandbox.cli, "channel request hangup all")
     assert "Traceback" not in daemon_log(tmp_path) + process_output(tmp_path)
