@@ -9,7 +9,9 @@ recovery test, reused from there):
 - Asterisk restarted under a busy campaign: the daemon reconnects, agents log in again,
   dialing resumes, and nothing is lost or dialled twice;
 - SIGHUP applies a changed campaign file at once, and refuses a broken one (file:line:
-  key) while the floor keeps running on the configuration it has.
+  key) while the floor keeps running on the configuration it has; a campaign added by
+  SIGHUP can be worked at once;
+- mosquitto stopped mid-campaign: dialing and bridging go on, events wait in the buffer.
 """
 
 from __future__ import annotations
