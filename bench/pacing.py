@@ -35,7 +35,7 @@ from rich.table import Table
 
 from dialerd.pacing import AgentCycle, DialOutcome, Floor, Pacer, create_pacer
 from dialerd.pacing.predictive import PredictivePacer
-from dialerd.pacing.settings import Settings
+from dialerd.pacing.settings import parse_settings
 from dialerd.pacing.sim import _READY, Result, Scenario, _Customer, _Run, simulate
 from dialerd.pacing.simple import room
 
@@ -87,6 +87,7 @@ class Clairvoyant:
 
     def __init__(self, run: _Run) -> None:
         self.run = run
+        self.max_ratio = parse_settings("predictive", None).max_ratio  # the same lines
 
     def record(self, event: DialOutcome | AgentCycle) -> None:
         """Learns nothing: it already knows."""
@@ -110,7 +111,7 @@ class Clairvoyant:
         for surface, deadline, talk in sorted(pending):
             _take(free, surface, deadline, talk, sc.wrap_mean)
         state = run.customers.getstate()
-        limit, n = room(floor, Settings().max_ratio), 0
+        limit, n = room(floor, self.max_ratio), 0
         try:
             while n < limit:
                 c = run.customer(now)
