@@ -49,6 +49,10 @@ _HUMAN = "human"
 """The store's and the pacing contract's word for a call a person answered."""
 _MAX_SCAN = 20_000
 """Most candidates `LeadFlow.next_leads` reads to find `n` the rules accept."""
+_SLACK = 0.001
+"""Seconds by which the store's link-release and redial-guard bounds lean towards letting a
+lead through: the rules compare microsecond datetimes, the store epoch floats, and the
+store's prefilter must never drop a lead the rules would accept (they re-check it)."""
 
 
 class UnknownCampaign(LookupError):
@@ -392,13 +396,24 @@ class LeadFlow:
         at = to_datetime(now)
         zones = [z for z in await self._store.campaign_zones(ctx.id) if _open(rules, z, at)]
         release = rules.link_release
-        release_before = now - release.total_seconds() if release is not None else None
-        limit = max(4 * n, 50)
+        release_before = now - release.total_seconds() + _SLACK if release is not None else None
+        guards: dict[str, float] = {}
+        if not q.live_agent_guaranteed(rules, agent):
+            guards = {
+                "abandoned_before": now - rules.retry.abandon_guard.total_seconds() + _SLACK,
+                "machine_before": now - rules.retry.machine_guard.total_seconds() + _SLACK,
+            }
+        # The store orders ready leads as the least-recent tie-break does, and (links and
+        # guards filtered in SQL) the rules accept nearly all it returns: n rows suffice.
+        # Other tie-breaks reorder what the store returns, so they get a wider window.
+        exact = rules.tie_break is q.TieBreak.LEAST_RECENT
+        limit = max(n if exact else 4 * n, 50)
         while True:
             due = await self._store.due_callbacks(ctx.id, now, limit)
             selection = await self._store.select_dialable(
-                ctx.id, now, zones, limit, rules.retry.max_attempts, agent, release_before
-            )
+                ctx.id, now, zones, limit, rules.retry.max_attempts, agent, release_before,
+                callbacks=False, **guards,
+            )  # fmt: skip
             callbacks = {d.lead.id: d.callback for d in due}
             rows = {d.lead.id: d.lead for d in due}
             rows.update({lead.id: lead for lead in selection.leads})
@@ -411,7 +426,7 @@ class LeadFlow:
             offers = q.select(candidates, rules, floor, at, agent, limit=n)
             if agent is None and presence is not None:
                 offers = _owners_first(candidates, rules, presence, at, offers, n)
-            full = len(due) >= limit or len(selection.callbacks) + len(selection.leads) >= limit
+            full = len(due) >= limit or len(selection.leads) >= limit
             if len(offers) >= n or not full or limit >= _MAX_SCAN:
                 break
             limit = min(4 * limit, _MAX_SCAN)
