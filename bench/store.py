@@ -218,13 +218,15 @@ async def _make_mix(
     counts["retry due or waiting (no answer)"] = await outcome(
         retry[half:], q.Outcome.NO_ANSWER, lambda: NOW_TS - rng.uniform(0, 2 * _HOUR)
     )
-    # abandoned 1-100 h ago (delay 5 min): ~70% inside the 72 h guard, the rest free again
-    counts["abandoned 1-100 h ago"] = await outcome(
-        groups["abandoned"], q.Outcome.ABANDONED, lambda: NOW_TS - rng.uniform(1, 100) * _HOUR
+    # Abandoned 1-72 h ago (delay 5 min) and judged a machine 1-24 h ago (delay 4 h): ready
+    # (but the 4 h delay of the last 3 h) and all inside their guard. Older ones are no
+    # longer guarded and sit first in the queue, so a running dialler has called them:
+    # the guarded block is what the head of a busy campaign's queue looks like.
+    counts["abandoned 1-72 h ago"] = await outcome(
+        groups["abandoned"], q.Outcome.ABANDONED, lambda: NOW_TS - rng.uniform(1, 71.9) * _HOUR
     )
-    # machine 1-30 h ago (delay 4 h): ~80% inside the 24 h guard
-    counts["machine 1-30 h ago"] = await outcome(
-        groups["machine"], q.Outcome.MACHINE, lambda: NOW_TS - rng.uniform(1, 30) * _HOUR
+    counts["machine 1-24 h ago"] = await outcome(
+        groups["machine"], q.Outcome.MACHINE, lambda: NOW_TS - rng.uniform(1, 23.9) * _HOUR
     )
     # linked to an agent (callback reached the contact person), then not answered: ready,
     # call score 3.5 (first in the queue), but only for that agent for a week (R-RC-6)
