@@ -111,10 +111,12 @@ class FlowSql(SqlBase):
         async with self._tx() as db:
             won = await claim_leads(db, [lead_id for lead_id, _ in claims])
             taken = set(won)
-            await db.executemany(
-                "UPDATE callbacks SET status = 'offered' WHERE id = ? AND status = 'pending'",
-                [(cb,) for lead_id, cb in claims if cb is not None and lead_id in taken],
-            )
+            offered = [(cb,) for lead_id, cb in claims if cb is not None and lead_id in taken]
+            if offered:
+                await db.executemany(
+                    "UPDATE callbacks SET status = 'offered' WHERE id = ? AND status = 'pending'",
+                    offered,
+                )
         return won
 
     async def unclaim(self, lead_id: int, callback_id: int | None) -> bool:

@@ -329,15 +329,16 @@ class LeadsSql(SqlBase):
 async def claim_leads(db: aiosqlite.Connection, lead_ids: Sequence[int]) -> list[int]:
     """Inside the caller's write transaction: `lead_ids` that are ready (or waiting for their
     callback) become dialing; the ids won, in the order asked, each once. One statement per
-    500 ids, not one per lead: a claim of 500 is one trip to the connection's thread."""
+    500 ids, not one per lead: a claim of 500 is one trip to the connection's thread (each
+    trip waits for a thread switch, which on a loaded machine costs more than the SQL)."""
     won: set[int] = set()
     for part in chunks(lead_ids):
-        async with db.execute(
+        rows = await db.execute_fetchall(
             "UPDATE leads SET status = 'dialing' WHERE status IN ('ready', 'callback')"
             f" AND id IN ({placeholders(len(part))}) RETURNING id",
             tuple(part),
-        ) as cur:
-            won.update(int(r[0]) for r in await cur.fetchall())
+        )
+        won.update(int(r[0]) for r in rows)
     return [i for i in dict.fromkeys(lead_ids) if i in won]
 
 
