@@ -95,7 +95,11 @@ async def _campaign(store: SqliteStore) -> LeadFlow:
 
 
 async def reference(
-    flow: LeadFlow, n: int, agent: str | None, presence: q.Presence | None
+    flow: LeadFlow,
+    n: int,
+    agent: str | None,
+    presence: q.Presence | None,
+    exclude: frozenset[int] = frozenset(),
 ) -> list[int]:
     """The offers of ``queue.select`` over every lead of the campaign (no store filter)."""
     store = flow._store
@@ -108,7 +112,8 @@ async def reference(
         cb = await store.open_callback(lead.id)
         if cb is not None and cb.due_at <= NOW and cb.owner_agent is not None:
             owners.append(cb.owner_agent)
-        candidates.append(to_queue_lead(lead, cb))
+        if lead.id not in exclude:
+            candidates.append(to_queue_lead(lead, cb))
     floor = presence or q.Presence.of(available=[agent] if agent else [], busy=owners)
     offers = q.select(candidates, rules, floor, at, agent, limit=n)
     if agent is None and presence is not None:
@@ -136,6 +141,15 @@ async def test_next_leads_equals_the_rules_over_every_lead_r_dl_4_r_cb_2(
     claimed = await flow.next_leads("c", n, NOW, agent, presence=presence)
     assert [c.lead_id for c in claimed] == expected
     assert len(expected) == n or n == 400
+
+
+async def test_excluded_leads_are_passed_over_like_the_rules_would(flow: LeadFlow) -> None:
+    """A skipped preview (``exclude``) leaves the window one lead short: still exact."""
+    skipped = frozenset((await reference(flow, 30, None, PRESENCE))[::3])
+    expected = await reference(flow, 30, None, PRESENCE, skipped)
+    claimed = await flow.next_leads("c", 30, NOW, presence=PRESENCE, exclude=skipped)
+    assert [c.lead_id for c in claimed] == expected
+    assert not skipped & set(expected)
 
 
 async def test_pool_skips_guarded_leads_an_agent_may_take_r_dl_4(flow: LeadFlow) -> None:
