@@ -111,10 +111,16 @@ class Store(FlowStore, Protocol):
         max_attempts: int | None = None,
         agent: str | None = None,
         link_release_before: float | None = None,
+        *,
+        abandoned_before: float | None = None,
+        machine_before: float | None = None,
+        callbacks: bool = True,
     ) -> Selection:
         """Every due callback (by due time, reserved ones too: reservations depend on
-        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers
-        and leads linked to another agent; at most `limit` in all.
+        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers,
+        leads linked to another agent, and leads abandoned at or after `abandoned_before`
+        or judged a machine at or after `machine_before` (the pool's redial guards); at
+        most `limit` in all. ``callbacks=False``: ready leads only.
 
         A superset filter for ``dialerd.queue``'s rules, which make the final decision.
         """
