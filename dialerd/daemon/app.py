@@ -663,6 +663,11 @@ class Daemon:
         if call is None or self.draining:
             return
         runtime = self.campaigns[call.campaign]
+        # The dialplan asks only after a live answer (AMD said human, or no AMD). The AMD
+        # verdict's AMI event can trail this request, or even the bridge's ConfbridgeJoin;
+        # without this the call stays "dialing" for the floor and, once bridged, ends up
+        # counted as abandoned. The 2-second clock starts here at the latest.
+        runtime.floor.live_answer(call.call_id, self.clock())
         held = next(
             (
                 a
