@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 import signal
@@ -203,6 +204,10 @@ class Daemon:
             gate=self.billing,
         )
         self._load_campaigns(self.config)
+        # Everything alive now (modules, config, campaigns) lives as long as the daemon:
+        # keep it out of the collector's generations, so a full collection is small and
+        # lead selection's p99 at 1M leads drops (bench/store.py: 15.7 -> 10.1 ms).
+        gc.freeze()
         if d.metrics.port:
             start_http_server(d.metrics.port, addr=d.metrics.bind)
         await self.agi.start()
