@@ -52,7 +52,7 @@ def test_normalize_equals_phonenumbers(number: phonenumbers.PhoneNumber) -> None
     normalizer = NumberNormalizer("NL")
     if not phonenumbers.is_valid_number(number):
         # Invalid, or too short to parse at all (+470): both are refused, each saying so.
-        with pytest.raises(NumberError, match="is not a (valid )?phone number"):
+        with pytest.raises(NumberError, match=r"is not a (valid )?phone number"):
             normalizer.normalize(e164)
     elif not zones:
         with pytest.raises(NumberError, match="cannot tell the time zone"):

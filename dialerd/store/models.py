@@ -57,6 +57,31 @@ class CallStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class CallEntry:
+    """One finished call, everything the call log shows (R-LOG-1/3): what the call-log fold
+    (`dialerd.calllog.fold`) concludes and what the store keeps, keyed by the linkedid
+    (stored as ``uniqueid``; an outbound attempt's row logged at dial time is completed)."""
+
+    linkedid: str
+    direction: Direction
+    status: CallStatus
+    number: str
+    started_at: float
+    caller_id: str | None = None
+    dialed: str | None = None
+    extension: str | None = None
+    agent: str | None = None
+    contact_id: int | None = None
+    client_type: ClientType | None = None
+    lead_id: int | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    duration_seconds: float | None = None
+    too_long: bool = False
+    fallback: str | None = None
+
+
 class JsonFields(Mapping[str, str]):
     """A lead's custom fields, decoded from their stored JSON only when first read.
 
