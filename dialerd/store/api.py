@@ -20,8 +20,6 @@ from dialerd.store.models import (
     AttemptRecord,
     Callback,
     CallbackStatus,
-    CallRecord,
-    CallStatus,
     Campaign,
     ClientType,
     Contact,
@@ -31,7 +29,6 @@ from dialerd.store.models import (
     LeadUpdate,
     NewCallback,
     NewLead,
-    Recording,
     RegistrationTopic,
     Selection,
 )
@@ -174,36 +171,6 @@ class Store(FlowStore, Protocol):
 
     async def lookup_number(self, number: str) -> Contact | None:
         """Caller-ID lookup: the client known by an E.164 number."""
-
-    # calls ----------------------------------------------------------------------------------
-    async def log_call(self, call: CallRecord) -> int:
-        """Add a call to the call log; its id."""
-
-    async def finish_call(
-        self,
-        call_id: int,
-        status: CallStatus,
-        ended_at: float,
-        answered_at: float | None = None,
-        too_long_after: float | None = None,
-    ) -> None:
-        """Close a call: status, end, duration and the too-long flag (R-LOG-3)."""
-
-    async def calls(
-        self,
-        since: float,
-        until: float,
-        extension: str | None = None,
-        contact_id: int | None = None,
-        limit: int = 1000,
-    ) -> list[CallRecord]:
-        """The call log for a period, newest first, optionally for one extension/client."""
-
-    async def add_recording(self, recording: Recording) -> int:
-        """Register a recording file for a call (R-LOG-6)."""
-
-    async def mark_downloaded(self, recording_id: int) -> None:
-        """Set a recording's downloaded flag."""
 
     # registration ---------------------------------------------------------------------------
     async def registration_topics(self, campaign_id: int | None) -> list[RegistrationTopic]:

@@ -281,40 +281,6 @@ class Extension:
 
 
 @dataclass(frozen=True)
-class CallRecord:
-    """One call in the call log (R-LOG-1). ``id`` is None until stored."""
-
-    direction: Direction
-    number: str
-    started_at: float
-    status: CallStatus = CallStatus.UNKNOWN
-    uniqueid: str | None = None
-    caller_id: str | None = None
-    extension: str | None = None
-    agent: str | None = None
-    contact_id: int | None = None
-    campaign_id: int | None = None
-    lead_id: int | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    duration_seconds: float | None = None
-    too_long: bool = False
-    id: int | None = None
-
-
-@dataclass(frozen=True)
-class Recording:
-    """A call recording (R-LOG-6) and whether it was downloaded."""
-
-    call_id: int
-    path: str
-    started_at: float
-    duration_seconds: float | None = None
-    downloaded: bool = False
-    id: int | None = None
-
-
-@dataclass(frozen=True)
 class DncEntry:
     """A do-not-call number (R-DL-4)."""
 
