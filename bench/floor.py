@@ -96,7 +96,7 @@ def main() -> None:
             str(r["leads_lost"]),
             str(r["double_dials"]),
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import pytest_asyncio
 from click.testing import CliRunner
 
 from dialerd.cli import cli
-from dialerd.store.calllog import CallFilter, CallLogStore, FinishedCall, SortKey
-from dialerd.store.models import Agent, CallStatus, ClientType, Direction, Extension
+from dialerd.store.calllog import CallFilter, CallLogStore, SortKey
+from dialerd.store.models import Agent, CallEntry, CallStatus, ClientType, Direction, Extension
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,13 +99,13 @@ async def test_register_caller_once_across_processes(tmp_path: Path) -> None:
         await s.close()
 
 
-def call(uid: str, started: float, **kw: object) -> FinishedCall:
+def call(uid: str, started: float, **kw: object) -> CallEntry:
     base: dict[str, object] = {
-        "uniqueid": uid, "direction": Direction.IN, "status": CallStatus.ANSWERED,
+        "linkedid": uid, "direction": Direction.IN, "status": CallStatus.ANSWERED,
         "number": "+31201234567", "started_at": started, "extension": "2001",
         "duration_seconds": 30.0,
     }  # fmt: skip
-    return FinishedCall(**{**base, **kw})  # type: ignore[arg-type]
+    return CallEntry(**{**base, **kw})  # type: ignore[arg-type]
 
 
 async def test_query_filters_and_sorting(store: CallLogStore) -> None:

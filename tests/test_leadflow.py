@@ -31,14 +31,15 @@ from dialerd.leadflow import (
 )
 from dialerd.queue import AgentState, CallbackTarget, Outcome, Presence
 from dialerd.store import SqliteStore
+from dialerd.store.calllog import CallLogStore
 from dialerd.store.flow import LeadNotDialing
 from dialerd.store.models import (
     Agent,
-    CallRecord,
+    CallEntry,
+    CallStatus,
     Direction,
     LeadStatus,
     NewLead,
-    Recording,
 )
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
@@ -521,10 +522,15 @@ async def test_recover_dialing_leads_after_a_crash(env: Env) -> None:
 
 async def test_screen_pop_shows_history_scores_codes_r_ad_4(env: Env) -> None:
     c = await claim_one(env, T0, "ann")
-    call = await env.store.log_call(
-        CallRecord(Direction.OUT, c.number, T0, uniqueid="1700000000.42", agent="ann")
-    )
-    await env.store.add_recording(Recording(call, "/rec/1700000000.42.wav", T0))
+    log = await CallLogStore.open(env.path)  # the call log and recorder's side of the file
+    try:
+        call = await log.save_call(
+            CallEntry("1700000000.42", Direction.OUT, CallStatus.ANSWERED, c.number, T0,
+                      agent="ann")
+        )  # fmt: skip
+        await log.add_recording_file(call, "/rec/1700000000.42.wav", T0, 60.0, 960_000, "", "ann")
+    finally:
+        await log.close()
     await env.flow.disposition(
         c.lead_id, "sales", "ann", "callback", call_note="interested, busy now",
         registration=REG, started=T0, ended=T0 + MIN, call_id="1700000000.42",

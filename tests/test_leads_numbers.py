@@ -51,7 +51,8 @@ def test_normalize_equals_phonenumbers(number: phonenumbers.PhoneNumber) -> None
     zones = sorted(z for z in pn_timezone.time_zones_for_number(number) if z != "Etc/Unknown")
     normalizer = NumberNormalizer("NL")
     if not phonenumbers.is_valid_number(number):
-        with pytest.raises(NumberError, match="is not a valid phone number"):
+        # Invalid, or too short to parse at all (+470): both are refused, each saying so.
+        with pytest.raises(NumberError, match=r"is not a (valid )?phone number"):
             normalizer.normalize(e164)
     elif not zones:
         with pytest.raises(NumberError, match="cannot tell the time zone"):

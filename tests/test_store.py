@@ -20,10 +20,7 @@ from dialerd.store.models import (
     Agent,
     AttemptRecord,
     CallbackStatus,
-    CallRecord,
-    CallStatus,
     ClientType,
-    Direction,
     DncEntry,
     Extension,
     Lead,
@@ -31,7 +28,6 @@ from dialerd.store.models import (
     LeadUpdate,
     NewCallback,
     NewLead,
-    Recording,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -240,29 +236,6 @@ async def test_agents_extensions_and_caller_id_lookup(store: Store) -> None:
     found = await store.lookup_number("+31612345678")
     assert found == contact
     assert await store.lookup_number("+31000000000") is None
-
-
-async def test_call_log_too_long_and_recordings(store: Store) -> None:
-    """R-LOG-1/3/6: status, duration from answer, too-long flag, downloaded flag."""
-    await store.upsert_agent(Agent("bob", "Bob"))
-    call = await store.log_call(
-        CallRecord(Direction.IN, "+31201234567", NOW, extension="1001", agent="bob")
-    )
-    await store.finish_call(
-        call, CallStatus.ANSWERED, NOW + 700, answered_at=NOW + 10, too_long_after=600
-    )
-    missed = await store.log_call(CallRecord(Direction.IN, "+31201234568", NOW + 5))
-    await store.finish_call(missed, CallStatus.MISSED, NOW + 30, too_long_after=600)
-    rows = await store.calls(NOW - 1, NOW + 100)
-    assert [(r.id, r.status, r.duration_seconds, r.too_long) for r in rows] == [
-        (missed, CallStatus.MISSED, 25.0, False),
-        (call, CallStatus.ANSWERED, 690.0, True),
-    ]
-    assert [r.id for r in await store.calls(NOW - 1, NOW + 100, extension="1001")] == [call]
-    rec = await store.add_recording(Recording(call, "/var/spool/rec/1.wav", NOW + 10))
-    await store.mark_downloaded(rec)
-    with pytest.raises(KeyError):
-        await store.mark_downloaded(rec + 1)
 
 
 async def test_registration_counts(store: Store, demo: CampaignConfig) -> None:

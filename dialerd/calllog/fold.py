@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from dialerd.ami.actions import unescape_c
 from dialerd.ami.codec import Event
-from dialerd.store.models import CallStatus, Direction
+from dialerd.store.models import CallEntry, CallStatus, ClientType, Direction
 
 __all__ = ["CallConnected", "CallEntry", "CallLogFold", "FoldOutput", "extension_of"]
 
@@ -50,29 +50,6 @@ class CallConnected:
     channel: str
     extension: str | None
     agent: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CallEntry:
-    """One finished call, everything the call log shows (R-LOG-1/3)."""
-
-    linkedid: str
-    direction: Direction
-    status: CallStatus
-    number: str
-    started_at: float
-    caller_id: str | None = None
-    dialed: str | None = None
-    extension: str | None = None
-    agent: str | None = None
-    contact_id: int | None = None
-    client_type: str | None = None
-    lead_id: int | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    duration_seconds: float | None = None
-    too_long: bool = False
-    fallback: str | None = None
 
 
 FoldOutput = CallConnected | CallEntry
@@ -324,7 +301,7 @@ class CallLogFold:
                 extension=call.extension,
                 agent=call.agent or self.extension_agents.get(call.extension or ""),
                 contact_id=call.contact_id,
-                client_type=call.client_type,
+                client_type=_client_type(call.client_type),
                 lead_id=call.lead_id,
                 answered_at=call.answered_at,
                 ended_at=ended,
@@ -360,3 +337,11 @@ _HANDLERS = {
     "BridgeEnter": CallLogFold._bridge_enter,
     "ConfbridgeJoin": CallLogFold._confbridge_join,
 }
+
+
+def _client_type(raw: str | None) -> ClientType | None:
+    """The lookup's client type as the log keeps it; anything else is not known."""
+    try:
+        return ClientType(raw) if raw else None
+    except ValueError:
+        return None

@@ -9,7 +9,6 @@ while we were away are logged with status *unknown*, never guessed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,8 +20,6 @@ from dialerd.ami.codec import Action, Event
 from dialerd.calllog.fold import CallConnected, CallEntry, CallLogFold, FoldOutput
 from dialerd.mail import Mailer, MailError
 from dialerd.recorder.recorder import Recorder
-from dialerd.store.calllog import FinishedCall
-from dialerd.store.models import ClientType
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,7 @@ TOO_LONG_TOPIC = ("notifications", "too-long")
 
 
 class CallSink(Protocol):
-    async def save_call(self, call: FinishedCall) -> int: ...
+    async def save_call(self, call: CallEntry) -> int: ...
 
 
 class Publisher(Protocol):
@@ -43,22 +40,6 @@ class Publisher(Protocol):
     def publish(
         self, topic: str, body: Mapping[str, Any], *, retain: bool = False, qos: int = 1
     ) -> None: ...
-
-
-def finished_call(entry: CallEntry) -> FinishedCall:
-    """The store's row for a fold's `CallEntry`."""
-    client_type: ClientType | None = None
-    with contextlib.suppress(ValueError):
-        client_type = ClientType(entry.client_type or "")
-    return FinishedCall(
-        uniqueid=entry.linkedid, direction=entry.direction, status=entry.status,
-        number=entry.number, started_at=entry.started_at, caller_id=entry.caller_id,
-        dialed=entry.dialed, extension=entry.extension, agent=entry.agent,
-        contact_id=entry.contact_id, client_type=client_type, lead_id=entry.lead_id,
-        answered_at=entry.answered_at, ended_at=entry.ended_at,
-        duration_seconds=entry.duration_seconds, too_long=entry.too_long,
-        fallback=entry.fallback,
-    )  # fmt: skip
 
 
 class TooLongNotifier:
@@ -138,7 +119,7 @@ class CallLogService:
             if self.recorder is not None:
                 await self.recorder.on_connected(out)
             return None
-        call_id = await self.store.save_call(finished_call(out))
+        call_id = await self.store.save_call(out)
         self.logged += 1
         task = asyncio.create_task(self._complete(out, call_id))
         self._after.add(task)

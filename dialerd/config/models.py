@@ -25,6 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+# The campaign vocabulary the queue rules define; the YAML spells them by value.
+from dialerd.queue.codes import Category, FunnelPhase
+from dialerd.queue.model import DialMode, TieBreak
+
 __all__ = [
     "WEEKDAYS",
     "AgiConfig",
@@ -162,16 +166,6 @@ class DaemonConfig(_Strict):
 # Campaign: result codes (R-RC), funnel (R-AD-1), registration (R-REG)
 
 
-class Category(StrEnum):
-    """Result-code category (R-RC-1); ``callback`` is the documents' "4. Callback"."""
-
-    NO_CONTACT = "no-contact"
-    CALLBACK = "callback"
-    POSITIVE = "positive"
-    NEGATIVE = "negative"
-    DISCARDED = "discarded"
-
-
 class ContactPriority(StrEnum):
     """Contact priority of a result code (R-RC-2); ``score`` is the documents' number."""
 
@@ -199,21 +193,6 @@ _PRIORITY_SCORE = {
     ContactPriority.HIGH: 4,
     ContactPriority.VERY_HIGH: 6,
 }
-
-
-class FunnelPhase(StrEnum):
-    """Sales-funnel phase of an address (R-AD-1); the last three leave the funnel."""
-
-    SUSPECT = "suspect"
-    PROSPECT = "prospect"
-    QUALIFIED_PROSPECT = "qualified_prospect"
-    LEAD = "lead"
-    QUALIFIED_LEAD = "qualified_lead"
-    QUOTE = "quote"
-    ORDER = "order"
-    DISCARDED = "discarded"
-    NEGATIVE = "negative"
-    LOST = "lost"
 
 
 class Outcome(StrEnum):
@@ -345,15 +324,6 @@ class WrapupConfig(_Strict):
 # Campaign: dialing, hours, retries
 
 
-class DialMode(StrEnum):
-    """Dial modes (R-DL-1); names match ``dialerd.pacing.create_pacer``."""
-
-    PREVIEW = "preview"
-    PROGRESSIVE = "progressive"
-    RATIO = "ratio"
-    PREDICTIVE = "predictive"
-
-
 DIAL_STRING_FIELDS = frozenset({"number", "digits", "national"})
 """Placeholders a dial string may use: E.164 with '+', E.164 digits only, national digits."""
 
@@ -477,14 +447,6 @@ class CallingHours(_Strict):
     def allows(self, local: dt.datetime) -> bool:
         """True when a call may be placed at local wall-clock time `local`."""
         return any(w.contains(local.time()) for w in self.windows(local.date()))
-
-
-class TieBreak(StrEnum):
-    """Order among leads with an equal call score (see dialerd.queue.selection)."""
-
-    LEAST_RECENT = "least-recent"
-    FEWEST_ATTEMPTS = "fewest-attempts"
-    IMPORT_ORDER = "import-order"
 
 
 class RetryRule(_Strict):

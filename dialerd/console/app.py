@@ -163,6 +163,7 @@ class ConsoleApp(App[None]):
             yield Button("Pause", id="pause", compact=True, variant="warning")
             yield Button("Resume", id="resume", compact=True, variant="primary")
             yield Button("Dial", id="dial", compact=True, variant="success")
+            yield Button("Skip", id="skip", compact=True)
             yield Button("Hang up (F2)", id="hangup", compact=True, variant="error")
             yield Button("Logout", id="logout", compact=True)
         with Horizontal(id="main"):
@@ -277,8 +278,9 @@ class ConsoleApp(App[None]):
         self.replies.append((verb, body))
         ok, text = reply_line(verb, body)
         self.set_status(text, ok=ok)
-        if ok and verb == "disposition" and sent and sent.screen and sent.screen is self.screen_pop:
-            self._call_closed()
+        screen = sent.screen if sent else None
+        if ok and verb in ("disposition", "skip") and screen and screen is self.screen_pop:
+            self._call_closed("closed" if verb == "disposition" else "skipped")
         if refreshes_scheduled(verb, ok):
             await self.request_scheduled()
 
@@ -326,12 +328,19 @@ class ConsoleApp(App[None]):
 
     def _refresh_controls(self) -> None:
         state = str(self.agent_state.get("state") or "logged_out")
+        previewing = (
+            state == "reserved"
+            and self.screen_pop is not None
+            and self.screen_pop.preview
+            and not self.closed
+        )
         enabled = {
             "login": state == "logged_out",
             "logout": state != "logged_out",
             "pause": state in ("ready", "talking", "wrapup", "reserved"),
             "resume": state == "paused",
-            "dial": state == "reserved" and self.screen_pop is not None and not self.closed,
+            "dial": previewing,
+            "skip": previewing,
             "hangup": state == "talking",
             "send": state == "wrapup" and self.screen_pop is not None and not self.closed,
             "voicemail": state == "wrapup" and self.screen_pop is not None and not self.closed,
@@ -433,12 +442,12 @@ class ConsoleApp(App[None]):
             f" (else in {minutes} min)" if minutes else ""
         )
 
-    def _call_closed(self) -> None:
+    def _call_closed(self, how: str) -> None:
         self.closed = True
         self.selected_code = None
         self.query_one("#note", Input).value = ""
         self.query_one("#summary", Static).update(
-            (self.screen_pop.summary() if self.screen_pop else "") + "  |  closed"
+            (self.screen_pop.summary() if self.screen_pop else "") + f"  |  {how}"
         )
         self._show_code_fields()
         self._refresh_controls()
@@ -521,6 +530,11 @@ class ConsoleApp(App[None]):
     async def dial(self) -> None:
         """Preview mode (R-DL-1): dial the lead on screen."""
         await self.send({"command": "dial"})
+
+    @on(Button.Pressed, "#skip")
+    async def skip(self) -> None:
+        """Preview mode: give the lead on screen back undialled and be shown the next."""
+        await self.send({"command": "skip"})
 
     @on(Button.Pressed, "#hangup")
     async def action_hangup(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 import signal
@@ -195,6 +196,10 @@ class Daemon:
             gate=self.billing,
         )
         self._load_campaigns(self.config)
+        # Everything alive now (modules, config, campaigns) lives as long as the daemon:
+        # keep it out of the collector's generations, so a full collection is small and
+        # lead selection's p99 at 1M leads drops (bench/store.py: 15.7 -> 10.1 ms).
+        gc.freeze()
         if d.metrics.port:
             start_http_server(d.metrics.port, addr=d.metrics.bind)
         await self.agi.start()
@@ -663,6 +668,11 @@ class Daemon:
         if call is None or self.draining:
             return
         runtime = self.campaigns[call.campaign]
+        # The dialplan asks only after a live answer (AMD said human, or no AMD). The AMD
+        # verdict's AMI event can trail this request, or even the bridge's ConfbridgeJoin;
+        # without this the call stays "dialing" for the floor and, once bridged, ends up
+        # counted as abandoned. The 2-second clock starts here at the latest.
+        runtime.floor.live_answer(call.call_id, self.clock())
         held = next(
             (
                 a

@@ -50,6 +50,10 @@ _BY_MODE: dict[str, dict[str, _Spec]] = {
     "progressive": {},
     "ratio": {"ratio": _Spec(1.5, 0.0, 50.0, low_open=True)},
     "predictive": {
+        # The model sizes the dialing; the ceiling only guards against a confused model.
+        # 3 starves low-answer lists: at 9 % live (15 % drifting down by 40 %) one agent
+        # needs ~11 launches per 40 s cycle, each ~16 s in flight, i.e. ~4.4 per agent.
+        "max_ratio": _Spec(5.0, 1.0, 50.0),
         # 0 means "a little under the cap": 0.9 x max_abandon_rate.
         "target_abandon_rate": _Spec(0.0, 0.0, 0.5),
         "amd_false_positive_rate": _Spec(0.005, 0.0, 0.2),
@@ -81,7 +85,7 @@ class Settings:
 
 def valid_settings(mode: str) -> tuple[str, ...]:
     """The setting names `mode` accepts, in a stable order for error messages."""
-    return (*_COMMON, *_BY_MODE[mode])
+    return tuple(dict.fromkeys((*_COMMON, *_BY_MODE[mode])))
 
 
 def parse_settings(mode: str, settings: Mapping[str, Any] | None) -> Settings:

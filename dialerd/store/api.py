@@ -20,8 +20,6 @@ from dialerd.store.models import (
     AttemptRecord,
     Callback,
     CallbackStatus,
-    CallRecord,
-    CallStatus,
     Campaign,
     ClientType,
     Contact,
@@ -31,7 +29,6 @@ from dialerd.store.models import (
     LeadUpdate,
     NewCallback,
     NewLead,
-    Recording,
     RegistrationTopic,
     Selection,
 )
@@ -111,10 +108,16 @@ class Store(FlowStore, Protocol):
         max_attempts: int | None = None,
         agent: str | None = None,
         link_release_before: float | None = None,
+        *,
+        abandoned_before: float | None = None,
+        machine_before: float | None = None,
+        callbacks: bool = True,
     ) -> Selection:
         """Every due callback (by due time, reserved ones too: reservations depend on
-        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers
-        and leads linked to another agent; at most `limit` in all.
+        presence) and ready leads in `open_zones` (by queue order), excluding DNC numbers,
+        leads linked to another agent, and leads abandoned at or after `abandoned_before`
+        or judged a machine at or after `machine_before` (the pool's redial guards); at
+        most `limit` in all. ``callbacks=False``: ready leads only.
 
         A superset filter for ``dialerd.queue``'s rules, which make the final decision.
         """
@@ -168,36 +171,6 @@ class Store(FlowStore, Protocol):
 
     async def lookup_number(self, number: str) -> Contact | None:
         """Caller-ID lookup: the client known by an E.164 number."""
-
-    # calls ----------------------------------------------------------------------------------
-    async def log_call(self, call: CallRecord) -> int:
-        """Add a call to the call log; its id."""
-
-    async def finish_call(
-        self,
-        call_id: int,
-        status: CallStatus,
-        ended_at: float,
-        answered_at: float | None = None,
-        too_long_after: float | None = None,
-    ) -> None:
-        """Close a call: status, end, duration and the too-long flag (R-LOG-3)."""
-
-    async def calls(
-        self,
-        since: float,
-        until: float,
-        extension: str | None = None,
-        contact_id: int | None = None,
-        limit: int = 1000,
-    ) -> list[CallRecord]:
-        """The call log for a period, newest first, optionally for one extension/client."""
-
-    async def add_recording(self, recording: Recording) -> int:
-        """Register a recording file for a call (R-LOG-6)."""
-
-    async def mark_downloaded(self, recording_id: int) -> None:
-        """Set a recording's downloaded flag."""
 
     # registration ---------------------------------------------------------------------------
     async def registration_topics(self, campaign_id: int | None) -> list[RegistrationTopic]:

@@ -21,7 +21,7 @@ import aiosqlite
 
 from dialerd.store.base import SqlBase, chunks, placeholders
 from dialerd.store.db import open_db
-from dialerd.store.models import CallStatus, ClientType, Contact, Direction
+from dialerd.store.models import CallEntry, CallStatus, ClientType, Contact, Direction
 from dialerd.store.sqlite import SqliteStore
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "CallLogStore",
     "CallRow",
     "ExtensionSummary",
-    "FinishedCall",
     "RecordingRow",
     "SortKey",
 ]
@@ -57,29 +56,6 @@ _SORT_SQL = {
     SortKey.STATUS: "l.status",
     SortKey.DIRECTION: "l.direction",
 }
-
-
-@dataclass(frozen=True)
-class FinishedCall:
-    """A finished call as the fold reports it, ready to be stored (upsert on uniqueid)."""
-
-    uniqueid: str
-    direction: Direction
-    status: CallStatus
-    number: str
-    started_at: float
-    caller_id: str | None = None
-    dialed: str | None = None
-    extension: str | None = None
-    agent: str | None = None
-    contact_id: int | None = None
-    client_type: ClientType | None = None
-    lead_id: int | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    duration_seconds: float | None = None
-    too_long: bool = False
-    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -344,7 +320,7 @@ class CallLogSql(SqlBase):
                 )
 
     # ------------------------------------------------------------------ calls
-    async def save_call(self, call: FinishedCall) -> int:
+    async def save_call(self, call: CallEntry) -> int:
         """Store a finished call, or complete the row already logged under its uniqueid
         (an outbound attempt logged at dial time); returns the call id."""
         async with self._tx() as db:
@@ -370,7 +346,7 @@ class CallLogSql(SqlBase):
                 " duration_seconds = excluded.duration_seconds, too_long = excluded.too_long,"
                 " fallback = excluded.fallback RETURNING id",
                 (
-                    call.uniqueid,
+                    call.linkedid,
                     call.direction.value,
                     call.status.value,
                     call.number,

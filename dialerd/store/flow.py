@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dialerd.store.base import SqlBase, chunks, placeholders
-from dialerd.store.leads import _CALLBACK_COLS, LEAD_COLS, _callback, lead_from_row
+from dialerd.store.leads import (
+    _CALLBACK_COLS,
+    DUE_CALLBACKS_SQL,
+    LEAD_COLS,
+    _callback,
+    claim_leads,
+    lead_from_row,
+    write_attempt,
+)
 from dialerd.store.models import (
     AttemptRecord,
     Callback,
@@ -83,15 +91,8 @@ class FlowSql(SqlBase):
 
     async def due_callbacks(self, campaign_id: int, now: float, limit: int) -> list[DueCallback]:
         """Due pending callbacks of leads waiting for them, any owner (see `FlowStore`)."""
-        cb_cols = ", ".join(f"c.{c.strip()}" for c in _CALLBACK_COLS.split(","))
-        lead_cols = ", ".join(f"l.{c.strip()}" for c in LEAD_COLS.split(","))
         rows = await self._all(
-            f"SELECT {cb_cols}, {lead_cols} FROM callbacks c JOIN leads l ON l.id = c.lead_id"
-            " WHERE c.campaign_id = ? AND c.status = 'pending' AND c.due_at <= ?"
-            " AND l.status = 'callback'"
-            " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.number = l.number)"
-            " ORDER BY c.due_at, c.lead_id LIMIT ?",
-            (campaign_id, now, limit),
+            DUE_CALLBACKS_SQL, {"campaign": campaign_id, "now": now, "limit": limit}
         )
         n = _CALLBACK_COLS.count(",") + 1
         return [DueCallback(_callback(tuple(r)[:n]), lead_from_row(tuple(r)[n:])) for r in rows]
@@ -107,23 +108,15 @@ class FlowSql(SqlBase):
 
     async def claim_for_dial(self, claims: Sequence[tuple[int, int | None]]) -> list[int]:
         """Leads to ``dialing`` and their callbacks to ``offered``, atomically."""
-        won: list[int] = []
         async with self._tx() as db:
-            for lead_id, callback_id in claims:
-                cur = await db.execute(
-                    "UPDATE leads SET status = 'dialing' WHERE id = ?"
-                    " AND status IN ('ready', 'callback')",
-                    (lead_id,),
+            won = await claim_leads(db, [lead_id for lead_id, _ in claims])
+            taken = set(won)
+            offered = [(cb,) for lead_id, cb in claims if cb is not None and lead_id in taken]
+            if offered:
+                await db.executemany(
+                    "UPDATE callbacks SET status = 'offered' WHERE id = ? AND status = 'pending'",
+                    offered,
                 )
-                if not cur.rowcount:
-                    continue
-                won.append(lead_id)
-                if callback_id is not None:
-                    await db.execute(
-                        "UPDATE callbacks SET status = 'offered'"
-                        " WHERE id = ? AND status = 'pending'",
-                        (callback_id,),
-                    )
         return won
 
     async def unclaim(self, lead_id: int, callback_id: int | None) -> bool:
@@ -157,53 +150,9 @@ class FlowSql(SqlBase):
     ) -> int:
         """One transaction: lead summary (only if dialing), attempt, callbacks, topics."""
         async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE leads SET status = CASE status WHEN 'dnc' THEN 'dnc' ELSE ? END,"
-                " phase = ?, attempts = ?, score_total = ?, call_score = ?, next_dial_at = ?,"
-                " last_result = ?, last_outcome = ?, last_attempt_at = ?, last_abandoned_at = ?,"
-                " last_machine_at = ?, linked_agent = ?, linked_at = ?"
-                " WHERE id = ? AND status IN ('dialing', 'dnc')",
-                (
-                    update.status.value,
-                    update.phase,
-                    update.attempts,
-                    update.score_total,
-                    update.call_score,
-                    update.next_dial_at,
-                    update.last_result,
-                    update.last_outcome,
-                    update.last_attempt_at,
-                    update.last_abandoned_at,
-                    update.last_machine_at,
-                    update.linked_agent,
-                    update.linked_at,
-                    attempt.lead_id,
-                ),
-            )
-            if not cur.rowcount:
+            attempt_id = await write_attempt(db, attempt, update, ("dialing", "dnc"))
+            if attempt_id is None:
                 raise LeadNotDialing(f"lead {attempt.lead_id} is not dialing")
-            async with db.execute(
-                "INSERT INTO attempts(lead_id, campaign_id, call_id, agent, started_at, ended_at,"
-                " outcome, result_code, score, note, email_to, email_status)"
-                " SELECT id, campaign_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM leads WHERE id = ?"
-                " RETURNING id",
-                (
-                    attempt.call_id,
-                    attempt.agent,
-                    attempt.started_at,
-                    attempt.ended_at,
-                    attempt.outcome,
-                    attempt.result_code,
-                    attempt.score,
-                    attempt.note,
-                    attempt.email_to,
-                    attempt.email_status,
-                    attempt.lead_id,
-                ),
-            ) as cursor:
-                row = await cursor.fetchone()
-            assert row is not None  # the lead exists: it was just updated
-            attempt_id = int(row[0])
             if consumed_callback is not None:
                 await db.execute(
                     "UPDATE callbacks SET status = 'done' WHERE id = ?", (consumed_callback,)

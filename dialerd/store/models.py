@@ -57,6 +57,31 @@ class CallStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class CallEntry:
+    """One finished call, everything the call log shows (R-LOG-1/3): what the call-log fold
+    (`dialerd.calllog.fold`) concludes and what the store keeps, keyed by the linkedid
+    (stored as ``uniqueid``; an outbound attempt's row logged at dial time is completed)."""
+
+    linkedid: str
+    direction: Direction
+    status: CallStatus
+    number: str
+    started_at: float
+    caller_id: str | None = None
+    dialed: str | None = None
+    extension: str | None = None
+    agent: str | None = None
+    contact_id: int | None = None
+    client_type: ClientType | None = None
+    lead_id: int | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    duration_seconds: float | None = None
+    too_long: bool = False
+    fallback: str | None = None
+
+
 class JsonFields(Mapping[str, str]):
     """A lead's custom fields, decoded from their stored JSON only when first read.
 
@@ -253,40 +278,6 @@ class Extension:
     extension: str
     endpoint: str
     agent: str | None = None
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """One call in the call log (R-LOG-1). ``id`` is None until stored."""
-
-    direction: Direction
-    number: str
-    started_at: float
-    status: CallStatus = CallStatus.UNKNOWN
-    uniqueid: str | None = None
-    caller_id: str | None = None
-    extension: str | None = None
-    agent: str | None = None
-    contact_id: int | None = None
-    campaign_id: int | None = None
-    lead_id: int | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    duration_seconds: float | None = None
-    too_long: bool = False
-    id: int | None = None
-
-
-@dataclass(frozen=True)
-class Recording:
-    """A call recording (R-LOG-6) and whether it was downloaded."""
-
-    call_id: int
-    path: str
-    started_at: float
-    duration_seconds: float | None = None
-    downloaded: bool = False
-    id: int | None = None
 
 
 @dataclass(frozen=True)

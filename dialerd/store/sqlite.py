@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dialerd.store.calls import CallsSql
 from dialerd.store.campaigns import CampaignsSql
 from dialerd.store.db import open_db
 from dialerd.store.dnc import DncSql
@@ -13,7 +12,7 @@ from dialerd.store.leads import LeadsSql
 from dialerd.store.people import PeopleSql
 
 
-class SqliteStore(CampaignsSql, LeadsSql, DncSql, PeopleSql, CallsSql, FlowSql):
+class SqliteStore(CampaignsSql, LeadsSql, DncSql, PeopleSql, FlowSql):
     """One migrated SQLite database (WAL, foreign keys on) behind the `Store` interface."""
 
     @classmethod

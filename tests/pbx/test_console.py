@@ -375,8 +375,8 @@ async def test_preview_agent_dials_the_lead_on_screen(
 ) -> None:
     """R-DL-1 preview: the lead pops up before any call; the console's Dial places it, and
     the note typed while previewing survives the call's own screen-pop."""
-    # One lead: with a second, the next preview would hold the agent reserved, and a
-    # reserved agent can neither log out nor pause (the daemon has no "skip" yet).
+    # One lead: with a second, the next preview would hold the agent reserved until it is
+    # dialled or skipped, which this test does not need.
     async with floor(sandbox, mqtt_broker, tmp_path, mode="preview", leads=1) as (numbers, _):
         app = console(mqtt_broker)
         async with app.run_test(size=(150, 44)) as pilot:

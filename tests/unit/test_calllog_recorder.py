@@ -14,9 +14,9 @@ from dialerd.billing.service import BillingGate, BillingService
 from dialerd.calllog.fold import CallConnected
 from dialerd.recorder.recorder import Recorder, file_facts, recording_name
 from dialerd.store.billing import BillingStore
-from dialerd.store.calllog import CallFilter, CallLogStore, FinishedCall
+from dialerd.store.calllog import CallFilter, CallLogStore
 from dialerd.store.db import open_db
-from dialerd.store.models import CallStatus, Direction
+from dialerd.store.models import CallEntry, CallStatus, Direction
 
 
 def closed_port() -> int:
@@ -56,7 +56,7 @@ async def test_refusals_and_failures_are_written_on_the_call(tmp_path: Path) -> 
                 CallConnected(linkedid, 1000.0, Direction.IN, "PJSIP/x-1", "2001", agent)
             )
             call_id = await store.save_call(
-                FinishedCall(linkedid, Direction.IN, CallStatus.ANSWERED, "+31201234567", 1000.0)
+                CallEntry(linkedid, Direction.IN, CallStatus.ANSWERED, "+31201234567", 1000.0)
             )
             assert await recorder.on_finished(linkedid, call_id) is None
             error = await recording_error(store, call_id)

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dialerd.ami.codec import Event
 from dialerd.calllog.fold import CallLogFold
 from dialerd.calllog.service import CallLogService
-from dialerd.store.calllog import FinishedCall
+from dialerd.store.models import CallEntry
 
 
 class FlakySink:
     """Refuses the first call (as a broken database would), stores the rest."""
 
     def __init__(self) -> None:
-        self.saved: list[FinishedCall] = []
+        self.saved: list[CallEntry] = []
         self.refused = 0
 
-    async def save_call(self, call: FinishedCall) -> int:
+    async def save_call(self, call: CallEntry) -> int:
         if not self.refused:
             self.refused += 1
             raise RuntimeError("disk full")
@@ -40,4 +40,4 @@ async def test_a_failing_call_is_logged_and_the_next_one_still_stored() -> None:
         await service.feed(event)
     await service.drain()
     assert sink.refused == 1
-    assert [c.uniqueid for c in sink.saved] == ["t2"]
+    assert [c.linkedid for c in sink.saved] == ["t2"]

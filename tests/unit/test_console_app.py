@@ -173,3 +173,45 @@ async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> N
         await pilot.press("f5")
         await pilot.pause(0.1)
         assert text(app, "#scheduled").startswith("My callbacks: not connected to the broker")
+
+
+async def test_preview_offers_dial_and_skip_and_a_skip_closes_the_screen() -> None:
+    """R-DL-1 preview: the previewed lead can be dialled or skipped; a skip dialerd
+    accepted marks the screen skipped and leaves nothing to press. A pushed (non-preview)
+    call being connected offers neither."""
+    app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
+    sent: list[dict[str, object]] = []
+
+    async def connected() -> None:
+        app.post_message(LinkChanged(LinkStatus(True, "connected")))
+        await asyncio.Event().wait()
+
+    async def command(body: dict[str, object]) -> str:
+        sent.append(body)
+        return f"{body['command']}-{len(sent)}"
+
+    app.link.run = connected  # type: ignore[method-assign]
+    app.link.command = command  # type: ignore[method-assign]
+    topic = "dialerd/agents/1001"
+
+    def enabled(button: str) -> bool:
+        return not app.query_one(f"#{button}", Button).disabled
+
+    async with app.run_test(size=(150, 44)) as pilot:
+        app.post_message(Incoming(f"{topic}/state", {"schema": 1, "state": "reserved"}))
+        app.post_message(Incoming(f"{topic}/screen", screen_body()))
+        await pilot.pause(0.3)
+        assert not enabled("dial") and not enabled("skip"), "a pushed call is not a preview"
+
+        app.post_message(Incoming(f"{topic}/screen", screen_body(attempt="p1", preview=True)))
+        await pilot.pause(0.3)
+        assert enabled("dial") and enabled("skip")
+        await pilot.click("#skip")
+        assert sent[-1] == {"command": "skip"}
+        request = f"skip-{len(sent)}"
+        reply = {"id": request, "ok": True, "state": "ready", "skipped": 7}
+        app.post_message(Incoming(f"{topic}/reply", reply))
+        app.post_message(Incoming(f"{topic}/state", {"schema": 1, "state": "ready"}))
+        await pilot.pause(0.3)
+        assert text(app, "#summary").endswith("|  skipped")
+        assert not enabled("dial") and not enabled("skip")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dialerd.pacing import MODES, AgentCycle, DialOutcome, Floor, create_pacer
+from dialerd.pacing import MODES, AgentCycle, DialOutcome, Floor, create_pacer, valid_settings
 from dialerd.pacing.estimators import Ledger
 from dialerd.pacing.predictive import PredictivePacer
 from dialerd.pacing.sim import Scenario, simulate
@@ -20,12 +20,13 @@ def busy_floor(now: float = 1000.0) -> Floor:
     return Floor(now=now, agents_ready=0, agents_wrapping=(9.5,) * 10)
 
 
-def warmed(settings: dict[str, float] | None = None) -> PredictivePacer:
-    """A predictive pacer that has seen a steady list: 20 % live, 90 s talk, 10 s wrap."""
+def warmed(settings: dict[str, float] | None = None, every: int = 5) -> PredictivePacer:
+    """A predictive pacer that has seen a steady list: one live answer in `every`
+    outcomes (20 %), 90 s talk, 10 s wrap."""
     pacer = create_pacer("predictive", settings)
     assert isinstance(pacer, PredictivePacer)
     for i in range(500):
-        result = "human" if i % 5 == 0 else ("no_answer" if i % 5 < 3 else "machine")
+        result = "human" if i % every == 0 else ("no_answer" if i % 5 < 3 else "machine")
         ring = 20.0 if result == "no_answer" else 6.0 + i % 7
         pacer.record(DialOutcome(at=i * 0.5, ring_seconds=ring, result=result, amd_seconds=1.5))
     for i in range(100):
@@ -121,6 +122,16 @@ def test_max_ratio_caps_calls_in_flight() -> None:
     floor = Floor(now=1000.0, agents_ready=0, agents_wrapping=(9.5,) * 10, calls_dialing=(1.0,) * 8)
     assert warmed().plan(floor) > 2
     assert warmed({"max_ratio": 1.0}).plan(floor) == 2
+
+
+def test_predictive_ceiling_leaves_room_for_low_answer_lists() -> None:
+    """At 8 % live, ten agents about to be free need more than 3 calls in flight each;
+    the fixed modes keep the stricter default ceiling of 3."""
+    assert create_pacer("ratio").settings.max_ratio == 3.0
+    assert valid_settings("predictive").count("max_ratio") == 1
+    floor = Floor(now=1000.0, agents_ready=0, agents_wrapping=(9.5,) * 10)
+    assert warmed(every=12).plan(floor) > 30
+    assert warmed({"max_ratio": 3.0}, every=12).plan(floor) == 30
 
 
 # --- predictive ------------------------------------------------------------------------------
