@@ -23,6 +23,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ from dialerd.phone.events import (
 
 T = TypeVar("T")
 POLL_MS = 10
+MEDIA_CHECK_SECONDS = 0.5
+MEDIA_DEAD_SECONDS = 5.0
+"""A held call that received no RTP for this long is dead (Asterisk killed, the network
+gone: no BYE ever comes). A new INVITE from the PBX then replaces it instead of a 486."""
 _ENDPOINT_SLOT = threading.Lock()  # held by the one engine thread that owns pjsua2
 
 
@@ -276,6 +281,25 @@ class PhoneAccount(pj.Account):  # type: ignore[misc]
         self._engine.incoming(self, int(prm.callId), str(prm.rdata.srcAddress))
 
 
+@dataclass
+class MediaWatch:
+    """When the held call last received RTP. The PBX never sends a second INVITE to a phone
+    it is still talking to, except after it lost the first call without telling (killed):
+    RTP that stopped tells a dead leg from a busy one."""
+
+    since: float
+    packets: int = -1
+    changed_at: float = 0.0
+
+    def observe(self, rx_packets: int, now: float) -> None:
+        if rx_packets != self.packets:
+            self.packets, self.changed_at = rx_packets, now
+
+    def dead(self, now: float) -> bool:
+        last = max(self.since, self.changed_at)
+        return now - last >= MEDIA_DEAD_SECONDS
+
+
 class Engine:
     """Owns pjsua2 on its thread; the asyncio side talks to it through `submit`."""
 
@@ -300,6 +324,8 @@ class Engine:
         self._server_ips: set[str] = set()
         self.headset: Any = None
         self.call: PhoneCall | None = None
+        self._media = MediaWatch(since=0.0)
+        self._media_checked = 0.0
         self._ended: list[PhoneCall] = []
 
     # ---------------------------------------------------------------- any thread
@@ -360,6 +386,7 @@ class Engine:
                 self._ep.libHandleEvents(POLL_MS)
                 self._destroy_ended()  # here, outside the callback that ended them
                 self._drain()
+                self._watch_media()
         finally:
             self._destroy()
             self._fail_pending()
@@ -496,16 +523,31 @@ class Engine:
         self._account = account
         return self._generation
 
+    def _watch_media(self) -> None:
+        now = time.monotonic()
+        if now - self._media_checked < MEDIA_CHECK_SECONDS:
+            return
+        self._media_checked = now
+        counts = self.rtp_counts()
+        if counts is not None:
+            self._media.observe(counts[1], now)
+
     def incoming(self, account: PhoneAccount, call_id: int, source: str) -> None:
         call = PhoneCall(self, account, call_id)
         op = pj.CallOpParam()
-        if self.call is not None:
-            op.statusCode = 486  # one call at a time: the nailed-up leg
-            call.hangup(op)
-            self._ended.append(call)
-            return
-        self.call = call
         auto = self.config.auto_answer and _host_of(source) in self._server_ips
+        if self.call is not None:
+            if not (auto and self._media.dead(time.monotonic())):
+                op.statusCode = 486  # one call at a time: the nailed-up leg
+                call.hangup(op)
+                self._ended.append(call)
+                return
+            # The PBX lost our call without a BYE and is nailing us up again: drop the
+            # dead one (reported as Disconnected when pjsua2 ends it) and take this.
+            with contextlib.suppress(pj.Error):
+                self.call.hangup(pj.CallOpParam())
+        self.call = call
+        self._media = MediaWatch(since=time.monotonic())
         info = call.getInfo()
         self.post(Incoming(call_id, str(info.remoteUri), source, auto))
         self.controls.meter = LevelMeter(AudioStats.VOICE_RMS)

@@ -148,12 +148,6 @@ class Floor:
     def handled(self) -> dict[str, int]:
         return {r.agent_id: r.handled for r in self.robots}
 
-    def restart_phones(self) -> None:
-        """Every agent quits and restarts their softphone (see the kill -9 test)."""
-        stop_phones(self.phones)
-        assert self.opts.workdir is not None
-        self.phones[:] = start_phones(self.opts, self.sandbox, self.opts.workdir)
-
     def send_home(self) -> None:
         """The agents stop working (no new logins)."""
         for task in self.workers:
@@ -319,7 +313,10 @@ def crash_asterisk(name: str) -> None:
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("how", ["core stop now", "kill -9"])
+# "core stop now" (hangups reported) passed too; it is left out to keep CI short, since
+# the AMI client's own restart test (test_ami_resilience) covers the clean stop and kill -9
+# is the harder case for the floor.
+@pytest.mark.parametrize("how", ["kill -9"])
 async def test_asterisk_restart_mid_campaign_reconnects_and_resumes(
     sandbox: Sandbox, tmp_path: Path, how: str
 ) -> None:
@@ -346,12 +343,10 @@ async def test_asterisk_restart_mid_campaign_reconnects_and_resumes(
         handled_before = floor.handled()
         logins_before = sum(r.logins for r in floor.robots)
         if how == "kill -9":
+            # No BYE ever reaches the softphones: each still holds its dead nailed-up call
+            # when the daemon calls it again, and takes the new INVITE because the old
+            # call's RTP stopped (dialerd.phone.engine.MediaWatch), instead of a 486.
             crash_asterisk(sandbox.name)
-            # No BYE ever reaches the softphones: `dialerd phone` keeps its dead nailed-up
-            # call (pjsua2 has no media timeout and session timers refresh after 15 min)
-            # and answers every new nailing INVITE with 486 Busy. Until the phone drops a
-            # call whose RTP stopped, the agents restart it, as a person would.
-            await asyncio.to_thread(floor.restart_phones)
         else:
             await asyncio.to_thread(sandbox_down, sandbox.name)
         await asyncio.to_thread(
