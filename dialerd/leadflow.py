@@ -100,14 +100,14 @@ def rules_for(config: cfg.CampaignConfig) -> q.CampaignRules:
     codes = tuple(
         q.ResultCode(
             code=c.code,
-            category=q.Category(c.category.value),
+            category=c.category,
             priority=q.ContactPriority[c.contact_priority.name],
             label=c.label,
             callback_minutes=c.callback_minutes,
             detail_screen=c.flags.detail_screen,
             allow_reassign=c.flags.allow_reassign,
             require_email=c.flags.require_email,
-            funnel_phase=q.FunnelPhase(c.funnel_phase.value) if c.funnel_phase else None,
+            funnel_phase=c.funnel_phase,
             force_phase=c.force_phase,
             retry_as=q.Outcome(c.retry_as.value) if c.retry_as else None,
         )
@@ -139,10 +139,10 @@ def rules_for(config: cfg.CampaignConfig) -> q.CampaignRules:
         result_codes=codes,
         hours=q.CallingHours(windows, frozenset(hours.holidays)),
         retry=retry,
-        mode=q.DialMode(config.mode.value),
+        mode=config.mode,
         reservation_window=timedelta(minutes=config.reservation_window_minutes),
         link_release=timedelta(minutes=release) if release is not None else None,
-        tie_break=q.TieBreak(config.tie_break.value),
+        tie_break=config.tie_break,
         forced_registration=config.registration.forced,
         registration=tuple(
             q.RegistrationCategory(c.name, c.topics, multi=c.choice is cfg.RegistrationChoice.MULTI)
