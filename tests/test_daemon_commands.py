@@ -5,6 +5,7 @@ the campaign's timeout is closed with its timeout code (issue 7 item 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -296,3 +297,19 @@ async def test_wrapup_blocks_logout_and_a_lost_phone_comes_back_to_it(tmp_path: 
         reply = await d._command("1001", "disposition", {"result_code": "not_cp"})
         assert reply["state"] == "ready"
         assert leads(d)[lead.lead_id] == ("waiting", 1)
+
+
+async def test_a_task_started_after_start_up_is_watched_too(tmp_path: Path) -> None:
+    """A pacing loop started by a reload that dies stops the daemon loudly (systemd
+    restarts it), like one started with the daemon; before, nobody noticed."""
+    async with floor(tmp_path) as d:
+        stop = asyncio.Event()
+        until = asyncio.create_task(d._until(stop))
+        await asyncio.sleep(0.05)
+
+        async def pacing_loop_that_dies() -> None:
+            raise RuntimeError("pacing loop died")
+
+        d._spawn(pacing_loop_that_dies(), "pace-new")
+        with pytest.raises(RuntimeError, match="pacing loop died"):
+            await asyncio.wait_for(until, 5)

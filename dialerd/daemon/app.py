@@ -28,7 +28,7 @@ import logging
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -169,6 +169,7 @@ class Daemon:
         self.ready = asyncio.Event()
         self._recovered = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks_added = asyncio.Event()
         self.flow: LeadFlow
         self.store: CallLogStore
         self.billing: BillingGate
@@ -232,20 +233,38 @@ class Daemon:
             await billing_conn.close()
             notify("STOPPING=1")
 
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A core task started while running (a reload, a new campaign's pacing loop):
+        `_until` watches it from now on, like the ones started with the daemon."""
+        self._tasks.append(asyncio.create_task(coro, name=name))
+        self._tasks_added.set()
+
     async def _until(self, stop: asyncio.Event) -> None:
-        """Wait for `stop`, failing loudly if a core task dies."""
+        """Wait for `stop`, failing loudly if a core task dies (one spawned later too)."""
         waiter = asyncio.create_task(stop.wait())
-        watched: set[asyncio.Task[Any]] = {waiter, *self._tasks}
+        added = asyncio.create_task(self._tasks_added.wait())
+        watched: set[asyncio.Task[Any]] = {waiter, added, *self._tasks}
+        seen = set(self._tasks)
         try:
             while not stop.is_set():
                 done, watched = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if task is not waiter and not task.cancelled() and task.exception():
+                    if task in (waiter, added) or task.cancelled():
+                        continue
+                    if task.exception():
                         raise task.exception()  # type: ignore[misc]
-                # A task that simply finished (recovery) is not a reason to stop.
-                watched |= {t for t in self._tasks if not t.done()}
+                if added in done:
+                    self._tasks_added.clear()
+                    added = asyncio.create_task(self._tasks_added.wait())
+                    watched.add(added)
+                # New tasks join even if already over (a failure must still be seen); a
+                # task that simply finished (recovery) is not a reason to stop.
+                fresh = {t for t in self._tasks if t not in seen}
+                seen |= fresh
+                watched |= fresh
         finally:
             waiter.cancel()
+            added.cancel()
 
     async def _drain(self, drain_seconds: float = 120.0) -> None:
         """SIGTERM: no new originates; calls in progress finish and their agents'
@@ -304,7 +323,7 @@ class Daemon:
         except Exception as exc:  # reported; the floor keeps running
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
-        self._tasks.append(asyncio.create_task(self._apply(fresh), name="reload"))
+        self._spawn(self._apply(fresh), "reload")
 
     async def _apply(self, fresh: Config) -> None:
         """The store learns new and changed campaigns (result codes, registration topics)
@@ -317,7 +336,7 @@ class Daemon:
         self.flow = LeadFlow(self.store, fresh.campaigns)
         self._load_campaigns(fresh)
         for name in new_names & set(self.campaigns):
-            self._tasks.append(asyncio.create_task(self._pace(name), name=f"pace-{name}"))
+            self._spawn(self._pace(name), f"pace-{name}")
         log.info("reloaded: campaigns %s", ", ".join(sorted(self.campaigns)))
 
     # ------------------------------------------------------------------ pacing
