@@ -27,6 +27,24 @@ def text(app: ConsoleApp, selector: str) -> str:
     return str(app.query_one(selector, Static).content)
 
 
+def stand_in_link(app: ConsoleApp) -> list[dict[str, object]]:
+    """A link that says "connected" and records each command sent (ids `<verb>-<n>`), so
+    the app's side of a conversation is tested without a broker."""
+    sent: list[dict[str, object]] = []
+
+    async def connected() -> None:
+        app.post_message(LinkChanged(LinkStatus(True, "connected")))
+        await asyncio.Event().wait()
+
+    async def command(body: dict[str, object]) -> str:
+        sent.append(body)
+        return f"{body['command']}-{len(sent)}"
+
+    app.link.run = connected  # type: ignore[method-assign]
+    app.link.command = command  # type: ignore[method-assign]
+    return sent
+
+
 async def test_broker_down_is_one_line_and_a_retry_while_the_screen_still_works() -> None:
     app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
     async with app.run_test(size=(150, 44)) as pilot:
@@ -102,18 +120,7 @@ async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> N
     dead broker is one line in the panel; the status line stays the agent's."""
     app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
     app.scheduled_timeout = 0.3
-    sent: list[dict[str, object]] = []
-
-    async def connected() -> None:
-        app.post_message(LinkChanged(LinkStatus(True, "connected")))
-        await asyncio.Event().wait()
-
-    async def command(body: dict[str, object]) -> str:
-        sent.append(body)
-        return f"{body['command']}-{len(sent)}"
-
-    app.link.run = connected  # type: ignore[method-assign]
-    app.link.command = command  # type: ignore[method-assign]
+    sent = stand_in_link(app)
     topic = "dialerd/agents/1001"
     async with app.run_test(size=(150, 44)) as pilot:
         await pilot.pause(0.2)
@@ -180,18 +187,7 @@ async def test_preview_offers_dial_and_skip_and_a_skip_closes_the_screen() -> No
     accepted marks the screen skipped and leaves nothing to press. A pushed (non-preview)
     call being connected offers neither."""
     app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
-    sent: list[dict[str, object]] = []
-
-    async def connected() -> None:
-        app.post_message(LinkChanged(LinkStatus(True, "connected")))
-        await asyncio.Event().wait()
-
-    async def command(body: dict[str, object]) -> str:
-        sent.append(body)
-        return f"{body['command']}-{len(sent)}"
-
-    app.link.run = connected  # type: ignore[method-assign]
-    app.link.command = command  # type: ignore[method-assign]
+    sent = stand_in_link(app)
     topic = "dialerd/agents/1001"
 
     def enabled(button: str) -> bool:
