@@ -160,6 +160,13 @@ class DaemonConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     campaigns_dir: str = "campaigns"
+    drain_seconds: float = Field(
+        90.0,
+        gt=0,
+        le=3600,
+        description="how long SIGTERM waits for calls and dispositions (keep it below "
+        "systemd's TimeoutStopSec)",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ class Daemon:
         ]
         try:
             await self._until(stop)
-            await self._drain()
+            await self._drain(d.drain_seconds)
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -266,7 +266,7 @@ class Daemon:
             waiter.cancel()
             added.cancel()
 
-    async def _drain(self, drain_seconds: float = 120.0) -> None:
+    async def _drain(self, drain_seconds: float) -> None:
         """SIGTERM: no new originates; calls in progress finish and their agents'
         dispositions are recorded (bounded). What is left is settled by recovery."""
         self.draining = True
