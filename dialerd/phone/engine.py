@@ -287,17 +287,16 @@ class MediaWatch:
     it is still talking to, except after it lost the first call without telling (killed):
     RTP that stopped tells a dead leg from a busy one."""
 
-    since: float
-    packets: int = -1
-    changed_at: float = 0.0
+    changed_at: float
+    """When the packet count last moved (the call's start until its first packet)."""
+    packets: int = 0
 
     def observe(self, rx_packets: int, now: float) -> None:
         if rx_packets != self.packets:
             self.packets, self.changed_at = rx_packets, now
 
     def dead(self, now: float) -> bool:
-        last = max(self.since, self.changed_at)
-        return now - last >= MEDIA_DEAD_SECONDS
+        return now - self.changed_at >= MEDIA_DEAD_SECONDS
 
 
 class Engine:
@@ -324,7 +323,7 @@ class Engine:
         self._server_ips: set[str] = set()
         self.headset: Any = None
         self.call: PhoneCall | None = None
-        self._media = MediaWatch(since=0.0)
+        self._media = MediaWatch(changed_at=0.0)
         self._media_checked = 0.0
         self._ended: list[PhoneCall] = []
 
@@ -547,7 +546,7 @@ class Engine:
             with contextlib.suppress(pj.Error):
                 self.call.hangup(pj.CallOpParam())
         self.call = call
-        self._media = MediaWatch(since=time.monotonic())
+        self._media = MediaWatch(changed_at=time.monotonic())
         info = call.getInfo()
         self.post(Incoming(call_id, str(info.remoteUri), source, auto))
         self.controls.meter = LevelMeter(AudioStats.VOICE_RMS)
