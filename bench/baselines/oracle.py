@@ -36,7 +36,7 @@ class InFlightOracle(PredictivePacer):
         limit = room(floor, self.settings.max_ratio)
         base = min(progressive_count(floor), limit)
         run = self.run
-        if run is None or limit <= base or not self._warm(floor):
+        if run is None or limit <= base or not self._calls_known():
             return base
         tables = self._current_tables(floor)
         within = floor.now + tables.horizon + self.settings.connect_deadline

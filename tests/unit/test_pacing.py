@@ -146,6 +146,18 @@ def test_predictive_cold_start_behaves_progressively() -> None:
     assert pacer.plan(busy_floor()) == 0
 
 
+def test_predictive_dials_ahead_for_ready_agents_before_it_knows_the_agents() -> None:
+    """Once the list has shown its answer rate, ready agents get ~1/p calls each, but
+    busy agents count as never free until the floor has turned over once."""
+    pacer = create_pacer("predictive")
+    for i in range(200):  # one live answer in five, no agent cycle yet
+        result = "human" if i % 5 == 0 else "no_answer"
+        pacer.record(DialOutcome(at=i * 0.5, ring_seconds=6.0, result=result, amd_seconds=1.5))
+    assert pacer.plan(Floor(now=100.0, agents_ready=10)) > 10
+    assert pacer.plan(busy_floor(100.0)) == 0
+    assert warmed().plan(busy_floor()) > 0
+
+
 def test_predictive_dials_ahead_of_agents_about_to_be_free() -> None:
     pacer = warmed()
     assert pacer.plan(busy_floor()) > 0
