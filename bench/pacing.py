@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
-import random
 import statistics
 import sys
 import timeit
@@ -28,7 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from baselines.oracle import simulate_oracle
+from baselines.oracle import (
+    AGENTS_KNOWN,
+    FATES_KNOWN,
+    busy_agents_free_at,
+    reaches_agent,
+    simulate_oracle,
+)
 from baselines.vicidial import VicidialAdaptive
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +40,7 @@ from rich.table import Table
 from dialerd.pacing import AgentCycle, DialOutcome, Floor, Pacer, create_pacer
 from dialerd.pacing.predictive import PredictivePacer
 from dialerd.pacing.settings import parse_settings
-from dialerd.pacing.sim import _READY, Result, Scenario, _Customer, _Run, simulate
+from dialerd.pacing.sim import Result, Scenario, _Customer, _Run, simulate
 from dialerd.pacing.simple import room
 
 POLICIES: dict[str, Callable[[], Pacer]] = {
@@ -66,7 +70,7 @@ def grid(quick: bool) -> list[Scenario]:
     return out
 
 
-ORACLE = "oracle (in-flight)"  # a reference that peeks at the simulator, see --oracle
+ORACLES = (AGENTS_KNOWN, FATES_KNOWN)  # references that peek at the simulator, see --oracle
 CLAIRVOYANT = "clairvoyant"  # knows every customer before dialing, see --oracle
 
 
@@ -95,18 +99,12 @@ class Clairvoyant:
     def plan(self, floor: Floor) -> int:
         run, now = self.run, floor.now
         sc = run.sc
-        free = [now] * floor.agents_ready  # when each agent can take a call, as a heap
-        wraps = random.Random()
-        wraps.setstate(run.wraps.getstate())  # wrap-ups are drawn in order of talk ends
-        wrap_mu = math.log(sc.wrap_mean) - 0.08
-        for end in sorted(s + run.agent_talk[a] for a, s in run.talking.items()):
-            free.append(end + wraps.lognormvariate(wrap_mu, 0.4))
-        free += [at for at, _, kind, _ in run.events if kind == _READY]
+        free = [now] * floor.agents_ready + busy_agents_free_at(run)  # as a heap
         heapq.heapify(free)
         pending = [  # calls in flight that will reach an agent: (surface, deadline, talk)
             (launched + c.ring + c.amd, _deadline(launched, c, sc), c.talk)
             for call, (launched, c) in run.calls.items()
-            if _reaches_agent(c, sc)
+            if reaches_agent(c, sc)
         ]
         for surface, deadline, talk in sorted(pending):
             _take(free, surface, deadline, talk, sc.wrap_mean)
@@ -115,7 +113,7 @@ class Clairvoyant:
         try:
             while n < limit:
                 c = run.customer(now)
-                if _reaches_agent(c, sc):
+                if reaches_agent(c, sc):
                     if not free or free[0] > _deadline(now, c, sc) - 0.05:
                         break
                     _take(free, now + c.ring + c.amd, _deadline(now, c, sc), c.talk, sc.wrap_mean)
@@ -123,13 +121,6 @@ class Clairvoyant:
         finally:
             run.customers.setstate(state)
         return n
-
-
-def _reaches_agent(c: _Customer, sc: Scenario) -> bool:
-    """Humans AMD passes in time, and machines AMD mistakes for humans, get an agent."""
-    if c.kind == "human":
-        return not c.misclassified and c.amd < c.greeting + sc.connect_deadline
-    return c.kind == "machine" and c.misclassified
 
 
 def _deadline(launched: float, c: _Customer, sc: Scenario) -> float:
@@ -151,8 +142,8 @@ def simulate_clairvoyant(scenario: Scenario, seed: int) -> Result:
 
 def run_one(job: tuple[Scenario, str, int]) -> Result:
     scenario, policy, seed = job
-    if policy == ORACLE:
-        return simulate_oracle(scenario, seed)
+    if policy in ORACLES:
+        return simulate_oracle(scenario, seed, knows_fates=policy == FATES_KNOWN)
     if policy == CLAIRVOYANT:
         return simulate_clairvoyant(scenario, seed)
     return simulate(scenario, POLICIES[policy](), seed, policy)
@@ -269,7 +260,7 @@ def main() -> None:
     parser.add_argument(
         "--oracle",
         action="store_true",
-        help=f"add the '{ORACLE}' and '{CLAIRVOYANT}' references (not baselines)",
+        help=f"add the {', '.join(ORACLES)} and {CLAIRVOYANT} references (not baselines)",
     )
     args = parser.parse_args()
     scenarios = grid(args.quick)
@@ -277,7 +268,7 @@ def main() -> None:
     def seeds(sc: Scenario) -> int:
         return args.seeds or (2 if args.quick else SEEDS[sc.agents])
 
-    policies = [*POLICIES, *([ORACLE, CLAIRVOYANT] if args.oracle else [])]
+    policies = [*POLICIES, *([*ORACLES, CLAIRVOYANT] if args.oracle else [])]
     jobs = [(sc, pol, seed) for sc in scenarios for pol in policies for seed in range(seeds(sc))]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_one, jobs, chunksize=4))
@@ -285,7 +276,7 @@ def main() -> None:
     for (sc, pol, _), res in zip(jobs, results, strict=True):
         by_key.setdefault((sc.name, pol), []).append(res)
     cost = plan_cost_us()
-    console = Console(width=150)
+    console = Console(width=180)
     # target -> [met, judged, out of reach, met by the clairvoyant reference]
     tally: dict[str, list[int]] = {}
     summary = Table(title="Predictive vs targets (per scenario)")
@@ -297,7 +288,7 @@ def main() -> None:
         "x vici hard",
         "x progressive",
         "+pp progr.",
-        *(["oracle", "clairv."] if args.oracle else []),
+        *(["agents kn.", "fates kn.", "clairv."] if args.oracle else []),
         "met",
     ):
         summary.add_column(col, justify="right" if col != "scenario" else "left")
@@ -360,7 +351,7 @@ def main() -> None:
             f"{judged['vs_progressive']:.2f}",
             fmt(judged.get("gain_pp"), ".1f"),
             *(
-                [f"{rows[ref]['fraction_of_ceiling']:.3f}" for ref in (ORACLE, CLAIRVOYANT)]
+                [f"{rows[ref]['fraction_of_ceiling']:.3f}" for ref in (*ORACLES, CLAIRVOYANT)]
                 if args.oracle
                 else []
             ),

@@ -42,3 +42,17 @@ def test_clairvoyant_keeps_agents_near_the_ceiling_within_the_cap_and_repeats() 
     )
     assert first.occupancy > 0.9 * scenario.ceiling
     assert first.abandon_rate < 0.03
+
+
+def test_knowing_the_fate_of_calls_in_flight_is_worth_more_than_knowing_the_agents() -> None:
+    """The two partial oracles behind the docs' information argument: same rule, one
+    told only when agents will be free, the other also which calls will be live."""
+    bench = load_bench()
+    simulate_oracle = bench.simulate_oracle
+    scenario = Scenario(20, 0.3, "short", duration=1800.0)
+    agents = simulate_oracle(scenario, 1, knows_fates=False)
+    fates = simulate_oracle(scenario, 1, knows_fates=True)
+    assert simulate_oracle(scenario, 1, knows_fates=False).talk_time == agents.talk_time
+    assert fates.occupancy > 1.05 * agents.occupancy
+    assert max(agents.abandon_rate, fates.abandon_rate) < 0.04
+    assert bench.ORACLES == ("oracle (agents)", "oracle (in-flight)")
