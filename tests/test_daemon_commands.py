@@ -155,6 +155,32 @@ async def test_skip_gives_the_lead_back_undialled_and_shows_the_next(tmp_path: P
             await d._command("1002", "skip", {})
 
 
+async def test_screen_command_gives_a_restarted_console_the_call_it_missed(
+    tmp_path: Path,
+) -> None:
+    """R-CB-7: a console started mid-call asks for the screen-pop it never received: the
+    previewed lead, then the call in wrap-up; nothing once the call is closed."""
+    async with floor(tmp_path, mode="preview", pacing={}, **NOT_FORCED) as d:
+        assert await d._command("1001", "screen", {}) == {"screen": None}
+        await ready(d)
+        await d._offer_previews(d.campaigns["demo"])
+        call_id, lead = d._previews["1001"]
+        screen = (await d._command("1001", "screen", {}))["screen"]
+        assert (screen["attempt"], screen["preview"], screen["lead_id"]) == (
+            call_id,
+            True,
+            lead.lead_id,
+        )
+        assert screen["number"] == lead.number and screen["result_codes"]
+
+        await d._command("1001", "skip", {})
+        assert await d._command("1001", "screen", {}) == {"screen": None}
+        d._awaiting_disposition["1001"] = LiveCall("c1", "demo", lead, d.clock(), d.wall())
+        screen = (await d._command("1001", "screen", {}))["screen"]
+        assert (screen["attempt"], screen["lead_id"]) == ("c1", lead.lead_id)
+        assert "preview" not in screen
+
+
 async def test_logout_while_previewing_releases_the_lead(tmp_path: Path) -> None:
     """The reservation ends with the session; the lead is dialable at once, even by the
     same agent's next session (skips are forgotten at logout)."""

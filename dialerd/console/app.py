@@ -13,6 +13,7 @@ The widgets only hold input; what is sent is built and checked by `dialerd.conso
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ class ConsoleApp(App[None]):
             self.daemon_online = bool(body.get("online"))
             if came_online:  # console start, broker back, dialerd back: the list may differ
                 await self.request_scheduled()
+                await self.request_screen()
             if not self.daemon_online:
                 self.set_status(
                     "dialerd is offline: commands get no answer until it is back", ok=False
@@ -275,6 +277,11 @@ class ConsoleApp(App[None]):
             self.scheduled_answers += 1
             self._show_scheduled(self.scheduled.answered(body))
             return
+        if verb == "screen":  # asked at start; a screen-pop that came meanwhile is newer
+            missed = body.get("screen")
+            if body.get("ok") and isinstance(missed, dict) and self.screen_pop is None:
+                await self.show_screen(parse_screen(missed))
+            return
         self.replies.append((verb, body))
         ok, text = reply_line(verb, body)
         self.set_status(text, ok=ok)
@@ -294,6 +301,13 @@ class ConsoleApp(App[None]):
             return
         self.pending[request_id] = Sent({"command": "scheduled"}, None)
         self.set_timer(self.scheduled_timeout, partial(self._scheduled_unanswered, request_id))
+
+    async def request_screen(self) -> None:
+        """Ask dialerd for the call on the agent's screen: a console started mid-call would
+        otherwise show nothing until the next customer (screen-pops are not retained)."""
+        with contextlib.suppress(NotConnectedError):  # the next "online" asks again
+            request_id = await self.link.command({"command": "screen"})
+            self.pending[request_id] = Sent({"command": "screen"}, None)
 
     def _scheduled_unanswered(self, request_id: str) -> None:
         # Left pending: an answer arriving late is still the newest list and is shown.

@@ -418,15 +418,9 @@ class Daemon:
             call_id = _call_id(lead)
             await self._set_agent(agent.reserve(self.clock(), call_id))
             self._previews[agent.agent_id] = (call_id, lead)
-            screen = await self.flow.screen_pop(lead.lead_id)
             self.bus.publish(
                 self.bus.topic("agents", agent.agent_id, "screen"),
-                {
-                    "attempt": call_id,
-                    "preview": True,
-                    **screen,
-                    "callback_comment": lead.callback_comment,
-                },
+                await self._screen(call_id, lead, preview=True),
             )
 
     async def _launch(
@@ -733,15 +727,22 @@ class Daemon:
 
     async def _screen_pop(self, agent_id: str, call: LiveCall) -> None:
         """R-CB-7: whoever gets the call sees the lead, its history and the comment."""
-        screen = await self.flow.screen_pop(call.lead.lead_id)
         self.bus.publish(
             self.bus.topic("agents", agent_id, "screen"),
-            {
-                "attempt": call.call_id,
-                **screen,
-                "callback_comment": call.lead.callback_comment,
-            },
+            await self._screen(call.call_id, call.lead),
         )
+
+    async def _screen(
+        self, call_id: str, lead: Claimed, *, preview: bool = False
+    ) -> dict[str, Any]:
+        """The screen-pop of one call, as published and as the `screen` command answers."""
+        screen = await self.flow.screen_pop(lead.lead_id)
+        return {
+            "attempt": call_id,
+            **({"preview": True} if preview else {}),
+            **screen,
+            "callback_comment": lead.callback_comment,
+        }
 
     # ------------------------------------------------------------------ agents
     async def _set_agent(self, agent: Agent) -> None:
@@ -1063,6 +1064,20 @@ class Daemon:
             ]
         }
 
+    async def _cmd_screen(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The call on the agent's screen now, or null: a console started (or restarted)
+        mid-call asks, so the agent sees the customer again without waiting for the next."""
+        preview = self._previews.get(agent_id)
+        if preview is not None:
+            return {"screen": await self._screen(*preview, preview=True)}
+        agent = self.agents.get(agent_id)
+        call = self._awaiting_disposition.get(agent_id)
+        if call is None and agent is not None and agent.attempt_id is not None:
+            call = self.calls.get(agent.attempt_id)
+        if call is None:
+            return {"screen": None}
+        return {"screen": await self._screen(call.call_id, call.lead)}
+
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
         if agent is None:
@@ -1081,6 +1096,7 @@ class Daemon:
         "dial": _cmd_dial,
         "skip": _cmd_skip,
         "scheduled": _cmd_scheduled,
+        "screen": _cmd_screen,
     }
 
     # ------------------------------------------------------------------ housekeeping

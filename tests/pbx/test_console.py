@@ -202,6 +202,9 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
             assert first is not None and first.number in numbers
             assert first.number in text(app, "#number")
             assert not first.callback_comment
+            # What a console restarted now would be given (R-CB-7): this very call.
+            missed = (await daemon._command("1001", "screen", {}))["screen"]
+            assert (missed["attempt"], missed["lead_id"]) == (first.attempt, first.lead_id)
             await type_into(pilot, "#note", "asked about prices")
             # A pause asked for mid-call starts after the wrap-up, never mid-call.
             await type_into(pilot, "#pause-reason", "coffee")
@@ -320,6 +323,7 @@ async def test_agent_works_a_call_and_gets_the_callback_back(
         async with fresh.run_test(size=(150, 44)) as pilot:
             await until(pilot, "the list", lambda: fresh.scheduled_answers >= 1, 15)
             assert consoles_list(fresh) == left == await daemons_list(daemon)
+            assert fresh.screen_pop is None  # logged out: no call to show
             assert text(fresh, "#scheduled") == left_text
             answers = fresh.scheduled_answers
             await pilot.click("#login")

@@ -127,7 +127,7 @@ async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> N
         assert text(app, "#scheduled") == "My callbacks: waiting for dialerd..."
         app.post_message(Incoming("dialerd/status", {"schema": 1, "online": True}))
         await pilot.pause(0.6)
-        assert sent == [{"command": "scheduled"}]
+        assert sent == [{"command": "scheduled"}, {"command": "screen"}]
         assert text(app, "#scheduled") == (
             "My callbacks: no answer from dialerd within 0.3 s (F5 retries)"
         )
@@ -150,8 +150,8 @@ async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> N
 
         await pilot.press("f5")
         await pilot.pause(0.1)
-        assert len(sent) == 2
-        refusal = {"id": "scheduled-2", "ok": False, "error": "store unavailable"}
+        assert len(sent) == 3
+        refusal = {"id": "scheduled-3", "ok": False, "error": "store unavailable"}
         app.post_message(Incoming(f"{topic}/reply", refusal))
         await pilot.pause(0.2)
         assert text(app, "#scheduled").splitlines() == [
@@ -162,15 +162,15 @@ async def test_scheduled_calls_panel_asks_dialerd_and_says_when_it_cannot() -> N
         # A login accepted: asked again; the callback's lead popping up: asked again.
         await pilot.click("#login")
         assert sent[-1]["command"] == "login"
-        app.post_message(Incoming(f"{topic}/reply", {"id": "login-3", "ok": True}))
+        app.post_message(Incoming(f"{topic}/reply", {"id": "login-4", "ok": True}))
         await pilot.pause(0.2)
-        assert sent[-1] == {"command": "scheduled"} and len(sent) == 4
-        app.post_message(Incoming(f"{topic}/reply", {"id": "scheduled-4", "ok": True}))
+        assert sent[-1] == {"command": "scheduled"} and len(sent) == 5
+        app.post_message(Incoming(f"{topic}/reply", {"id": "scheduled-5", "ok": True}))
         await pilot.pause(0.2)
         assert text(app, "#scheduled") == "My callbacks: none scheduled (F5 refreshes)"
         app.post_message(Incoming(f"{topic}/screen", screen_body()))  # has a callback comment
         await pilot.pause(0.3)
-        assert sent[-1] == {"command": "scheduled"} and len(sent) == 5
+        assert sent[-1] == {"command": "scheduled"} and len(sent) == 6
 
         # The broker gone: said in the panel, nothing raised.
         async def down(body: dict[str, object]) -> str:
@@ -211,3 +211,27 @@ async def test_preview_offers_dial_and_skip_and_a_skip_closes_the_screen() -> No
         await pilot.pause(0.3)
         assert text(app, "#summary").endswith("|  skipped")
         assert not enabled("dial") and not enabled("skip")
+
+
+async def test_a_console_started_mid_call_asks_for_the_screen_it_missed() -> None:
+    """R-CB-7: screen-pops are events, not retained; the console asks dialerd for the
+    call on screen when it sees dialerd online, and a screen-pop that arrived meanwhile
+    (newer) is not replaced by the answer."""
+    topic = "dialerd/agents/1001"
+    for popped_meanwhile in (False, True):
+        app = ConsoleApp(LinkSettings("127.0.0.1", free_port(), "1001", ("demo",)))
+        sent = stand_in_link(app)
+        async with app.run_test(size=(150, 44)) as pilot:
+            app.post_message(Incoming("dialerd/status", {"schema": 1, "online": True}))
+            await pilot.pause(0.3)
+            assert sent == [{"command": "scheduled"}, {"command": "screen"}]
+            if popped_meanwhile:
+                app.post_message(Incoming(f"{topic}/screen", screen_body(attempt="c8")))
+            missed = {"id": "screen-2", "ok": True, "screen": screen_body(attempt="c7")}
+            app.post_message(Incoming(f"{topic}/reply", missed))
+            await pilot.pause(0.3)
+            assert app.screen_pop is not None
+            assert app.screen_pop.attempt == ("c8" if popped_meanwhile else "c7")
+            assert "+31611030000" in text(app, "#number")
+            assert app.replies == []  # the console's own question, not the agent's
+            assert "screen" not in text(app, "#status")
