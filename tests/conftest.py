@@ -17,17 +17,32 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dialerd.demo.run import DemoOptions
 from dialerd.demo.services import SANDBOX, Mosquitto, ServiceError, sandbox_down, sandbox_up
 from dialerd.demo.services import SandboxInfo as Sandbox
 
-__all__ = ["SANDBOX", "Broker", "Sandbox"]
+__all__ = ["SANDBOX", "Broker", "Sandbox", "demo_options"]
 
 
 def _env_port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def demo_options(sandbox: Sandbox, workdir: Path, **options: Any) -> DemoOptions:
+    """The demo's options aimed at the session's sandbox (its name and ports), working in
+    `workdir`, without the live view; `options` set the rest."""
+    return DemoOptions(
+        sandbox_name=sandbox.name,
+        ami_port=sandbox.ami_port,
+        sip_port=sandbox.sip_port,
+        agi_port=sandbox.agi_port,
+        workdir=workdir,
+        **{"live_view": False, **options},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,32 +12,22 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiomqtt
 import pytest
-import yaml
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
-from dialerd.config.loader import load_config
 from dialerd.console.app import ConsoleApp
 from dialerd.console.link import LinkSettings
 from dialerd.daemon.app import Daemon
-from dialerd.demo.run import (
-    DEMO_CAMPAIGN,
-    DemoOptions,
-    prepare_store,
-    start_phones,
-    stop_phones,
-    write_config,
-)
 from dialerd.demo.services import Mosquitto
 from dialerd.demo.world import generate
 from tests.conftest import Broker, Sandbox
+from tests.pbx.floor import in_process_floor
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
 
@@ -133,47 +123,12 @@ async def next_screen(pilot: Pilot[None], app: ConsoleApp, seen: int) -> None:
 async def floor(
     sandbox: Sandbox, broker: Broker, work: Path, *, mode: str, leads: int
 ) -> AsyncIterator[tuple[set[str], Daemon]]:
-    """The real floor for agent 1001: daemon in-process on `leads` human-only numbers (their
-    numbers and the daemon yielded) and a registered `dialerd phone`; all stopped afterwards."""
-    campaign = yaml.safe_load(DEMO_CAMPAIGN.read_text())
-    campaign.update(mode=mode, pacing={}, amd=False)  # one call per free agent, no AMD wait
-    campaign_file = work / "demo.yaml"
-    campaign_file.write_text(yaml.safe_dump(campaign))
-    opts = DemoOptions(
-        agents=1,
-        leads=leads,
-        seed=11,
-        mix={"human": 1.0},
-        ring=(2, 3),
-        campaign_file=campaign_file,
-        sandbox_name=sandbox.name,
-        ami_port=sandbox.ami_port,
-        sip_port=sandbox.sip_port,
-        agi_port=sandbox.agi_port,
-        mqtt_port=broker.port,
-        workdir=work,
-        live_view=False,
-    )
-    config_dir = write_config(work, sandbox, opts)
-    config = load_config(config_dir)
-    await prepare_store(config_dir / "dialerd.db", config, "demo", opts)
-    daemon = Daemon(config)
-    stop = asyncio.Event()
-    daemon_task = asyncio.create_task(daemon.run(stop))
-    phones: list[subprocess.Popen[bytes]] = []
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        phones = start_phones(opts, sandbox, work)
-        deadline = time.monotonic() + 30
-        while "1001/sip:1001@" not in sandbox.cli("pjsip show contacts"):
-            assert time.monotonic() < deadline, "the softphone did not register"
-            await asyncio.sleep(0.5)
+    """The real floor for agent 1001 (tests/pbx/floor.py) on `leads` human-only numbers, one
+    call per free agent: their numbers and the daemon."""
+    async with in_process_floor(
+        sandbox, broker, work, leads=leads, seed=11, ring=(2, 3), mode=mode, pacing={}
+    ) as (daemon, opts):
         yield {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}, daemon
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(daemon_task, 30)
-        stop_phones(phones)
 
 
 def console(broker: Broker) -> ConsoleApp:

@@ -54,7 +54,7 @@ from dialerd.demo.services import SANDBOX, Mosquitto, sandbox_down, sandbox_up
 from dialerd.demo.world import world_number
 from dialerd.leads.importer import import_csv
 from dialerd.store.sqlite import SqliteStore
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, demo_options
 from tests.pbx.test_recovery import lead_statuses, start_daemon, wait_for
 from tests.test_bus_mqtt_tls import (
     AGENT_PASSWORD,
@@ -76,19 +76,8 @@ def free_port() -> int:
 
 
 def options(sandbox: Sandbox, tmp_path: Path, **kw: Any) -> DemoOptions:
-    base = DemoOptions(
-        agents=2,
-        leads=40,
-        seed=7,
-        talk=(2.0, 4.0),
-        ring=(2, 6),
-        sandbox_name=sandbox.name,
-        ami_port=sandbox.ami_port,
-        sip_port=sandbox.sip_port,
-        agi_port=sandbox.agi_port,
-        workdir=tmp_path,
-    )
-    return replace(base, **kw)
+    defaults = {"agents": 2, "leads": 40, "seed": 7, "talk": (2.0, 4.0), "ring": (2, 6)}
+    return demo_options(sandbox, tmp_path, **{**defaults, **kw})
 
 
 def daemon_log(workdir: Path) -> str:

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from rich.console import Console
 
 from dialerd.demo.run import DEMO_CAMPAIGN, DemoOptions, run_demo
 from dialerd.demo.world import generate
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, demo_options
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
 
@@ -35,18 +36,8 @@ EXPECTED_FIRST_OUTCOME = {
 }
 
 
-def options(sandbox: Sandbox, workdir: Path, **kw: object) -> DemoOptions:
-    base = dict(
-        sandbox_name=sandbox.name,
-        ami_port=sandbox.ami_port,
-        sip_port=sandbox.sip_port,
-        agi_port=sandbox.agi_port,
-        mqtt_port=21884,
-        workdir=workdir,
-        live_view=False,
-    )
-    base.update(kw)
-    return DemoOptions(**base)  # type: ignore[arg-type]
+def options(sandbox: Sandbox, workdir: Path, **kw: Any) -> DemoOptions:
+    return demo_options(sandbox, workdir, **{"mqtt_port": DEMO_MQTT_PORT, **kw})
 
 
 @pytest.mark.timeout(900)

@@ -28,7 +28,6 @@ from dialerd.ami import AMIClient, Event
 from dialerd.config.loader import load_config
 from dialerd.demo.run import (
     AgentRobot,
-    DemoOptions,
     prepare_store,
     run_robot,
     start_phones,
@@ -36,7 +35,7 @@ from dialerd.demo.run import (
     write_config,
 )
 from dialerd.demo.services import REPO, Mosquitto
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, demo_options
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
 
@@ -78,18 +77,15 @@ async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> 
 async def test_kill_9_mid_campaign_loses_nothing_and_dials_nothing_twice(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    opts = DemoOptions(
+    opts = demo_options(
+        sandbox,
+        tmp_path,
         agents=4,
         leads=60,
         seed=11,
         talk=(2.0, 4.0),
         ring=(2, 6),
-        sandbox_name=sandbox.name,
-        ami_port=sandbox.ami_port,
-        sip_port=sandbox.sip_port,
-        agi_port=sandbox.agi_port,
         mqtt_port=int(os.environ.get("DIALERD_TEST_MQTT_PORT", 21883)) + 2,
-        workdir=tmp_path,
     )
     config_dir = write_config(tmp_path, sandbox, opts)
     # The agents go home before the SIGTERM, so a wrap-up left open is never closed: the

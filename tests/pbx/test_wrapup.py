@@ -18,14 +18,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
-import yaml
 from prometheus_client import REGISTRY
 
-from dialerd.config.loader import load_config
 from dialerd.daemon.app import Daemon
-from dialerd.demo.run import DEMO_CAMPAIGN, DemoOptions, prepare_store, start_phones, stop_phones
-from dialerd.demo.run import write_config as write_demo_config
 from tests.conftest import Broker, Sandbox
+from tests.pbx.floor import in_process_floor
 
 pytestmark = [pytest.mark.pbx, pytest.mark.sip, pytest.mark.mqtt]
 
@@ -118,55 +115,29 @@ class Console:
 async def live_floor(
     sandbox: Sandbox, broker: Broker, work: Path, leads: int, **campaign: Any
 ) -> AsyncIterator[tuple[Daemon, Console]]:
-    """The daemon on a demo-based campaign of `leads` human customers, one softphone, and
-    the agent's console connected."""
-    text = yaml.safe_load(DEMO_CAMPAIGN.read_text())
-    text.update(amd=False, registration={"forced": False, "categories": []}, **campaign)
-    await asyncio.to_thread(work.mkdir, parents=True)
-    campaign_file = work / "demo.yaml"
-    campaign_file.write_text(yaml.safe_dump(text))
-    opts = DemoOptions(
-        agents=1,
-        leads=leads,
-        seed=5,
-        campaign_file=campaign_file,
-        mix={"human": 1.0},
-        ring=(1, 2),
-        sandbox_name=sandbox.name,
-        ami_port=sandbox.ami_port,
-        sip_port=sandbox.sip_port,
-        agi_port=sandbox.agi_port,
-        mqtt_port=broker.port,
-        workdir=work,
-        live_view=False,
-    )
-    config_dir = write_demo_config(work, sandbox, opts)
-    config = load_config(config_dir)
-    await prepare_store(config.store_path, config, "demo", opts)
-    daemon = Daemon(config)
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    phones = start_phones(opts, sandbox, work)
-    try:
-        async with asyncio.timeout(30):
-            await daemon.ready.wait()
-        async with aiomqtt.Client(broker.host, broker.port, identifier="test-console") as client:
-            await client.subscribe(f"dialerd/agents/{AGENT}/#", qos=1)
-            console = Console(client)
-            listener = asyncio.create_task(console.listen())
-            try:
-                yield daemon, console
-            finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(30):
-                await task
-        task.cancel()
-        stop_phones(phones)
+    """The floor of tests/pbx/floor.py on `leads` human customers, registration not
+    forced unless `campaign` says so, and the agent's console connected."""
+    async with (
+        in_process_floor(
+            sandbox,
+            broker,
+            work,
+            leads=leads,
+            seed=5,
+            ring=(1, 2),
+            **{"registration": {"forced": False, "categories": []}, **campaign},
+        ) as (daemon, _),
+        aiomqtt.Client(broker.host, broker.port, identifier="test-console") as client,
+    ):
+        await client.subscribe(f"dialerd/agents/{AGENT}/#", qos=1)
+        console = Console(client)
+        listener = asyncio.create_task(console.listen())
+        try:
+            yield daemon, console
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 def attempts(db: Path) -> list[tuple[int, str, str | None, str | None]]:
