@@ -469,7 +469,8 @@ class LeadFlow:
         """
         rules = ctx.rules
         at = to_datetime(now)
-        zones = [z for z in await self._store.campaign_zones(ctx.id) if _open(rules, z, at)]
+        known = await self._store.campaign_zones(ctx.id)
+        zones = [z for z in known if q.calling_allowed(rules.hours, z, at)]
         release = rules.link_release
         release_before = now - release.total_seconds() + _SLACK if release is not None else None
         guards: dict[str, float] = {}
@@ -875,14 +876,6 @@ class LeadFlow:
             "are not known"
         )
         return "\n".join([text, *(f"  note: {n}" for n in notes)])
-
-
-def _open(rules: q.CampaignRules, tz: str, at: datetime) -> bool:
-    """Whether a zone key is inside calling hours; an unknown zone never is."""
-    try:
-        return q.is_open(rules.hours, tz, at)
-    except q.UnknownTimeZone:
-        return False
 
 
 def _owners_first(
