@@ -91,6 +91,11 @@ def queue_outcome(value: str) -> q.Outcome:
     return q.Outcome.ANSWERED if value == _HUMAN else q.Outcome(value)
 
 
+_OUTCOMES = {store_outcome(o): o for o in q.Outcome}
+"""`queue_outcome` as a table, for `to_queue_lead` (a dict lookup, not an enum call, per row)."""
+_PHASES = {p.value: p for p in q.FunnelPhase}
+
+
 # --------------------------------------------------------------------------------------------
 # mapping: configuration → rules
 
@@ -178,18 +183,20 @@ def to_queue_lead(lead: Lead, callback: Callback | None = None, dnc: bool = Fals
     deleted (``linked_agent`` NULL, ``linked_at`` kept) counts as no link.
     """
     linked = lead.linked_agent is not None and lead.linked_at is not None
+    phase = _PHASES.get(lead.phase) or q.FunnelPhase(lead.phase)  # the call names a bad value
+    outcome = lead.last_outcome
     return q.Lead(
         id=lead.id,
         phone=lead.number,
         timezone=lead.tz,
         rank=lead.rank,
         dnc=dnc or lead.status is LeadStatus.DNC,
-        phase=q.FunnelPhase(lead.phase),
+        phase=phase,
         closed=lead.status is LeadStatus.DONE,
         attempts=lead.attempts,
         score_total=lead.score_total,
         last_attempt_at=_dt(lead.last_attempt_at),
-        last_outcome=queue_outcome(lead.last_outcome) if lead.last_outcome else None,
+        last_outcome=(_OUTCOMES.get(outcome) or queue_outcome(outcome)) if outcome else None,
         last_abandoned_at=_dt(lead.last_abandoned_at),
         last_machine_at=_dt(lead.last_machine_at),
         linked_agent=lead.linked_agent if linked else None,
@@ -462,7 +469,8 @@ class LeadFlow:
         """
         rules = ctx.rules
         at = to_datetime(now)
-        zones = [z for z in await self._store.campaign_zones(ctx.id) if _open(rules, z, at)]
+        known = await self._store.campaign_zones(ctx.id)
+        zones = [z for z in known if q.calling_allowed(rules.hours, z, at)]
         release = rules.link_release
         release_before = now - release.total_seconds() + _SLACK if release is not None else None
         guards: dict[str, float] = {}
@@ -868,14 +876,6 @@ class LeadFlow:
             "are not known"
         )
         return "\n".join([text, *(f"  note: {n}" for n in notes)])
-
-
-def _open(rules: q.CampaignRules, tz: str, at: datetime) -> bool:
-    """Whether a zone key is inside calling hours; an unknown zone never is."""
-    try:
-        return q.is_open(rules.hours, tz, at)
-    except q.UnknownTimeZone:
-        return False
 
 
 def _owners_first(

@@ -21,14 +21,30 @@ from dialerd.queue.callbacks import (
     CallbackPhase,
     CallbackStatus,
     ScheduledCall,
+    callback_phase,
     callback_status,
     link_expires_at,
     linked_owner,
     scheduled_calls,
 )
 from dialerd.queue.codes import Category, ContactPriority, FunnelPhase, Outcome, ResultCode
-from dialerd.queue.explain import Explanation, Reason, explain, live_agent_guaranteed, render
-from dialerd.queue.hours import CallingHours, UnknownTimeZone, Window, is_open, next_opening
+from dialerd.queue.explain import (
+    Explanation,
+    OfferKind,
+    Reason,
+    explain,
+    live_agent_guaranteed,
+    offer_kind,
+    render,
+)
+from dialerd.queue.hours import (
+    CallingHours,
+    UnknownTimeZone,
+    Window,
+    calling_allowed,
+    is_open,
+    next_opening,
+)
 from dialerd.queue.model import (
     AgentState,
     Attempt,
@@ -55,7 +71,7 @@ from dialerd.queue.registration import (
     validate_registration,
 )
 from dialerd.queue.scoring import call_score, call_score_of, engagement_score, next_phase
-from dialerd.queue.selection import Offer, OfferKind, next_lead, offer_for, select
+from dialerd.queue.selection import Offer, next_lead, offer_for, select
 from dialerd.queue.state import LeadState, lead_state, retry_due_at
 
 __all__ = [
@@ -100,7 +116,9 @@ __all__ = [
     "apply_attempt",
     "call_score",
     "call_score_of",
+    "callback_phase",
     "callback_status",
+    "calling_allowed",
     "carry_note",
     "disposition_problems",
     "effective_outcome",
@@ -115,6 +133,7 @@ __all__ = [
     "next_opening",
     "next_phase",
     "offer_for",
+    "offer_kind",
     "record_email_event",
     "registration_problems",
     "registration_stats",

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum, auto
 
 from dialerd.queue.hours import require_aware
 from dialerd.queue.model import Callback, CallbackTarget, CampaignRules, Lead, LeadId, Presence
@@ -51,37 +51,70 @@ class CallbackStatus:
     why: str
 
 
+def callback_phase(
+    cb: Callback, rules: CampaignRules, presence: Presence, now: datetime
+) -> tuple[CallbackPhase, str | None]:
+    """The phase of a callback at ``now`` and the agent it is reserved for (see the module
+    table): the decision alone, no text, for the selection's per-candidate fast path.
+    :func:`callback_status` adds until-when and why on top of this very answer."""
+    phase, _ = _phase_and_cause(cb, rules, presence, now)
+    return phase, cb.agent if phase is CallbackPhase.RESERVED else None
+
+
 def callback_status(
     cb: Callback, rules: CampaignRules, presence: Presence, now: datetime
 ) -> CallbackStatus:
-    """Where a callback stands at ``now`` (see the module table)."""
-    require_aware(now)
-    if now < cb.due_at:
-        return CallbackStatus(CallbackPhase.PENDING, None, cb.due_at, "callback not due yet")
-    if cb.target is CallbackTarget.ANY:
-        return CallbackStatus(
-            CallbackPhase.OPEN, None, None, "any-agent callback due: first available agent"
-        )
-    assert cb.agent is not None  # a MYSELF callback always names its agent
+    """Where a callback stands at ``now`` (see the module table), and why."""
+    phase, cause = _phase_and_cause(cb, rules, presence, now)
     window_end = cb.due_at + rules.reservation_window
-    if now >= window_end:
+    if cause is _Cause.NOT_DUE:
+        return CallbackStatus(phase, None, cb.due_at, "callback not due yet")
+    if cause is _Cause.ANYONE:
+        return CallbackStatus(phase, None, None, "any-agent callback due: first available agent")
+    assert cb.agent is not None  # a MYSELF callback always names its agent
+    if cause is _Cause.EXPIRED:
         return CallbackStatus(
-            CallbackPhase.OPEN,
+            phase,
             None,
             None,
             f"reservation for {cb.agent} expired at {window_end:%Y-%m-%d %H:%M} UTC: any agent",
         )
-    if not presence.logged_in(cb.agent):
-        return CallbackStatus(
-            CallbackPhase.OPEN, None, None, f"{cb.agent} is logged out: next available agent"
-        )
+    if cause is _Cause.LOGGED_OUT:
+        return CallbackStatus(phase, None, None, f"{cb.agent} is logged out: next available agent")
     waiting = "available now" if presence.available(cb.agent) else "busy; waits inside the window"
     return CallbackStatus(
-        CallbackPhase.RESERVED,
+        phase,
         cb.agent,
         window_end,
         f"reserved for {cb.agent} until {window_end:%Y-%m-%d %H:%M} UTC ({waiting})",
     )
+
+
+class _Cause(Enum):
+    """Which row of the module table applies: the phase, and what ``why`` says about it."""
+
+    NOT_DUE = auto()
+    ANYONE = auto()
+    EXPIRED = auto()
+    LOGGED_OUT = auto()
+    RESERVED = auto()
+
+
+def _phase_and_cause(
+    cb: Callback, rules: CampaignRules, presence: Presence, now: datetime
+) -> tuple[CallbackPhase, _Cause]:
+    """The module table, once: both :func:`callback_phase` and :func:`callback_status`."""
+    require_aware(now)
+    if now < cb.due_at:
+        return CallbackPhase.PENDING, _Cause.NOT_DUE
+    if cb.target is CallbackTarget.ANY:
+        return CallbackPhase.OPEN, _Cause.ANYONE
+    assert cb.agent is not None  # a MYSELF callback always names its agent
+    if now >= cb.due_at + rules.reservation_window:
+        return CallbackPhase.OPEN, _Cause.EXPIRED
+    if not presence.logged_in(cb.agent):
+        return CallbackPhase.OPEN, _Cause.LOGGED_OUT
+    return CallbackPhase.RESERVED, _Cause.RESERVED
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
 :func:`explain` runs every check and returns them all, passed and failed, so an operator
 sees the whole picture ("outside calling hours *and* abandoned 30 h ago"), not just the first
-obstacle. :mod:`dialerd.queue.selection` uses exactly this function to decide what it may
-offer, so ``dialerd leads why LEAD`` can never disagree with the hopper.
+obstacle. :func:`offer_kind` is the same verdict without the sentences, stopping at the
+first blocker: the hopper (:mod:`dialerd.queue.selection`) asks it about every candidate,
+hundreds per selection, and formatting a dozen sentences per lead only to keep the yes/no
+made that more than twice as slow.
+Each check is one small predicate below that both call, so ``dialerd leads why LEAD`` can
+never disagree with the hopper (and a property test holds the two to the same answer).
 
 A call has a **live agent guaranteed** when the campaign dials in preview mode or the lead
 is being selected *for a named agent* (``agent=...``), who waits for this very call. Only
@@ -13,12 +17,14 @@ then may a number be redialled inside the 72 h abandon guard or the 24 h machine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from functools import lru_cache
 
 from dialerd.queue.callbacks import (
     CallbackPhase,
     CallbackStatus,
+    callback_phase,
     callback_status,
     link_expires_at,
     linked_owner,
@@ -26,7 +32,7 @@ from dialerd.queue.callbacks import (
 from dialerd.queue.hours import (
     CallingHours,
     UnknownTimeZone,
-    is_open,
+    calling_allowed,
     next_opening,
     require_aware,
     zone,
@@ -34,6 +40,16 @@ from dialerd.queue.hours import (
 )
 from dialerd.queue.model import CampaignRules, DialMode, Lead, LeadId, Presence
 from dialerd.queue.scoring import call_score
+from dialerd.queue.state import retry_due_at
+
+
+class OfferKind(IntEnum):
+    """What a dialable lead is offered as; the value is its class in the hopper's order."""
+
+    RESERVED_CALLBACK = 0
+    CALLBACK = 1
+    RETRY = 2
+    FRESH = 3
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,79 @@ def live_agent_guaranteed(rules: CampaignRules, agent: str | None) -> bool:
     return rules.mode is DialMode.PREVIEW or agent is not None
 
 
+# The checks: one predicate each, shared by `explain` (which words them) and `offer_kind`.
+
+
+def is_closed(lead: Lead) -> bool:
+    """Closed by a result code, or out of the sales funnel: never dialled again."""
+    return lead.closed or not lead.phase.in_funnel
+
+
+def attempts_left(lead: Lead, rules: CampaignRules) -> bool:
+    """Fewer real dial attempts than the campaign allows."""
+    return lead.attempts < rules.retry.max_attempts
+
+
+def callback_ok(phase: CallbackPhase, reserved_for: str | None, agent: str | None) -> bool:
+    """A callback may be delivered by ``agent`` (``None``: the pool): it is due, and not
+    reserved for somebody else (R-CB-4)."""
+    return phase is not CallbackPhase.PENDING and (
+        phase is not CallbackPhase.RESERVED or reserved_for == agent
+    )
+
+
+def link_ok(owner: str | None, agent: str | None) -> bool:
+    """A linked address goes to its owner only (R-RC-6); ``owner`` from `linked_owner`."""
+    return owner is None or owner == agent
+
+
+def retry_due(lead: Lead, rules: CampaignRules, now: datetime) -> bool:
+    """The last outcome's retry delay is over (or the lead was never dialled)."""
+    ready = retry_due_at(lead, rules)
+    return ready is None or now >= ready
+
+
+def guarded(last: datetime | None, guard: timedelta, now: datetime) -> bool:
+    """Inside a redial guard (72 h after an abandon, 24 h after a machine) that began at
+    ``last``; only a guaranteed live agent may dial then."""
+    return last is not None and now < last + guard
+
+
+def offer_kind(
+    lead: Lead,
+    rules: CampaignRules,
+    presence: Presence,
+    now: datetime,
+    agent: str | None = None,
+) -> OfferKind | None:
+    """What ``lead`` is offered as at ``now`` (for ``agent``), or ``None`` exactly when
+    ``explain(...)`` is not dialable: the same predicates, without the sentences, and
+    stopping at the first blocker. The hopper's per-candidate path."""
+    require_aware(now)
+    if is_closed(lead) or lead.dnc or not attempts_left(lead, rules):
+        return None
+    if not calling_allowed(rules.hours, lead.timezone, now):
+        return None
+    cb = lead.callback
+    if cb is not None:
+        phase, reserved_for = callback_phase(cb, rules, presence, now)
+        if not callback_ok(phase, reserved_for, agent):
+            return None
+        kind = (
+            OfferKind.RESERVED_CALLBACK if phase is CallbackPhase.RESERVED else OfferKind.CALLBACK
+        )
+    elif not link_ok(linked_owner(lead, rules, now), agent) or not retry_due(lead, rules, now):
+        return None
+    else:
+        kind = OfferKind.RETRY if lead.attempts else OfferKind.FRESH
+    if not live_agent_guaranteed(rules, agent) and (
+        guarded(lead.last_abandoned_at, rules.retry.abandon_guard, now)
+        or guarded(lead.last_machine_at, rules.retry.machine_guard, now)
+    ):
+        return None
+    return kind
+
+
 def explain(
     lead: Lead,
     rules: CampaignRules,
@@ -98,16 +187,16 @@ def explain(
     reasons: list[Reason] = []
     add = reasons.append
 
-    if lead.closed or not lead.phase.in_funnel:
+    if is_closed(lead):
         add(Reason("closed", False, f"closed (funnel phase {lead.phase})"))
     if lead.dnc:
         add(Reason("dnc", False, f"{lead.phone} is on the do-not-call list"))
 
     max_attempts = rules.retry.max_attempts
-    if lead.attempts >= max_attempts:
-        add(Reason("attempts", False, f"all {max_attempts} attempts used"))
-    else:
+    if attempts_left(lead, rules):
         add(Reason("attempts", True, f"attempt {lead.attempts + 1} of {max_attempts}"))
+    else:
+        add(Reason("attempts", False, f"all {max_attempts} attempts used"))
 
     add(_hours_reason(rules.hours, lead.timezone, now))
 
@@ -126,7 +215,7 @@ def explain(
         ("abandon-72h", lead.last_abandoned_at, rules.retry.abandon_guard, "abandoned"),
         ("machine-24h", lead.last_machine_at, rules.retry.machine_guard, "judged a machine"),
     ):
-        if last is None or now >= last + guard:
+        if last is None or not guarded(last, guard, now):
             continue
         hours = guard.total_seconds() / 3600
         if guaranteed:
@@ -150,10 +239,10 @@ def _hours_reason(hours: CallingHours, tz: str, now: datetime) -> Reason:
     of them at one ``now`` — the verdict depends on nothing else."""
     try:
         names = zones(tz)
-        open_now = is_open(hours, tz, now)
-        opening = None if open_now else next_opening(hours, tz, now)
     except UnknownTimeZone as exc:
         return Reason("hours", False, f"{exc}: cannot tell the local time, never dialled")
+    open_now = calling_allowed(hours, tz, now)
+    opening = None if open_now else next_opening(hours, tz, now)
     local = ", ".join(f"{now.astimezone(zone(n)):%a %H:%M} {n}" for n in names)
     if open_now:
         return Reason("hours", True, f"inside calling hours ({local})")
@@ -172,6 +261,8 @@ def _hours_reason(hours: CallingHours, tz: str, now: datetime) -> Reason:
 def _callback_reason(cb: CallbackStatus, lead: Lead, agent: str | None) -> Reason:
     assert lead.callback is not None
     comment = f' — "{lead.callback.comment}"' if lead.callback.comment else ""
+    if callback_ok(cb.phase, cb.reserved_for, agent):
+        return Reason("callback", True, f"callback due: {cb.why}{comment}")
     if cb.phase is CallbackPhase.PENDING:
         return Reason(
             "callback",
@@ -179,9 +270,7 @@ def _callback_reason(cb: CallbackStatus, lead: Lead, agent: str | None) -> Reaso
             f"callback not due until {_utc(lead.callback.due_at)}{comment}",
             lead.callback.due_at,
         )
-    if cb.phase is CallbackPhase.RESERVED and cb.reserved_for != agent:
-        return Reason("callback", False, f"callback {cb.why}{comment}", cb.until)
-    return Reason("callback", True, f"callback due: {cb.why}{comment}")
+    return Reason("callback", False, f"callback {cb.why}{comment}", cb.until)
 
 
 def _link_reason(
@@ -192,16 +281,17 @@ def _link_reason(
         return None
     expires = link_expires_at(lead, rules)
     release = f"; released {_utc(expires)}" if expires is not None else ""
-    if owner == agent:
+    if link_ok(owner, agent):
         return Reason("linked", True, f"linked to {owner} (this agent){release}")
     return Reason("linked", False, f"linked to {owner}: only {owner} gets it{release}", expires)
 
 
 def _retry_delay_reason(lead: Lead, rules: CampaignRules, now: datetime) -> Reason:
-    if lead.last_attempt_at is None or lead.last_outcome is None:
+    ready = retry_due_at(lead, rules)
+    if ready is None:
         return Reason("retry", True, f"fresh lead, call score {call_score(lead):.2f}")
-    ready = lead.last_attempt_at + rules.retry.delay(lead.last_outcome)
-    if now < ready:
+    if not retry_due(lead, rules, now):
+        assert lead.last_attempt_at is not None  # a retry time comes from the last attempt
         return Reason(
             "retry",
             False,

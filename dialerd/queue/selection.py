@@ -2,7 +2,8 @@
 
 The exact rule (the store's SQL prefilter must return a superset of what this accepts):
 
-1. a lead is a candidate iff :func:`dialerd.queue.explain.explain` finds no blocker;
+1. a lead is a candidate iff :func:`dialerd.queue.explain.explain` finds no blocker
+   (asked through :func:`~dialerd.queue.explain.offer_kind`, its verdict without the text);
 2. candidates are ordered by class, then within the class:
 
    ========  =====================================================  ==========================
@@ -23,19 +24,10 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
 
-from dialerd.queue.callbacks import CallbackPhase
-from dialerd.queue.explain import explain
+from dialerd.queue.explain import OfferKind, offer_kind
 from dialerd.queue.model import CampaignRules, Lead, LeadId, Presence, TieBreak
 from dialerd.queue.scoring import call_score
-
-
-class OfferKind(IntEnum):
-    RESERVED_CALLBACK = 0
-    CALLBACK = 1
-    RETRY = 2
-    FRESH = 3
 
 
 @dataclass(frozen=True)
@@ -76,19 +68,14 @@ def offer_for(
     agent: str | None = None,
 ) -> Offer | None:
     """The offer ``lead`` makes at ``now`` (for ``agent``), or ``None`` if not dialable."""
-    explanation = explain(lead, rules, presence, now, agent)
-    if not explanation.dialable:
-        return None
-    cb = explanation.callback
-    if cb is not None:
+    kind = offer_kind(lead, rules, presence, now, agent)
+    return None if kind is None else _offer(lead, kind, agent)
+
+
+def _offer(lead: Lead, kind: OfferKind, agent: str | None) -> Offer:
+    if kind is OfferKind.RESERVED_CALLBACK or kind is OfferKind.CALLBACK:
         assert lead.callback is not None
-        kind = (
-            OfferKind.RESERVED_CALLBACK
-            if cb.phase is CallbackPhase.RESERVED
-            else OfferKind.CALLBACK
-        )
         return Offer(lead, kind, agent, lead.callback.comment)
-    kind = OfferKind.RETRY if lead.attempts else OfferKind.FRESH
     return Offer(lead, kind, agent, "")
 
 
@@ -105,13 +92,16 @@ def select(
     ``agent`` names the free agent the leads will be dialled for: it receives its own
     reserved callbacks and linked addresses, and counts as a guaranteed live agent. With
     ``agent=None`` (pool dialling) reserved and linked leads are left to their agents.
+    Only the `limit` winners become `Offer` objects; the position in ``leads`` breaks exact
+    ties (as a stable sort would) and keeps the comparison from reaching the leads.
     """
-    ranked: list[tuple[_Key, Offer]] = []
-    for lead in leads:
-        offer = offer_for(lead, rules, presence, now, agent)
-        if offer is not None:
-            ranked.append((_sort_key(lead, offer.kind, rules.tie_break), offer))
-    return [offer for _, offer in heapq.nsmallest(limit, ranked, key=lambda pair: pair[0])]
+    tie_break = rules.tie_break
+    ranked: list[tuple[_Key, int, Lead, OfferKind]] = []
+    for i, lead in enumerate(leads):
+        kind = offer_kind(lead, rules, presence, now, agent)
+        if kind is not None:
+            ranked.append((_sort_key(lead, kind, tie_break), i, lead, kind))
+    return [_offer(lead, kind, agent) for _, _, lead, kind in heapq.nsmallest(limit, ranked)]
 
 
 def next_lead(
