@@ -114,6 +114,7 @@ class Bus:
         self._events: deque[Outgoing] = deque()
         self._retained: OrderedDict[str, Outgoing] = OrderedDict()
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()  # the send loop has delivered everything queued
         self.connected = asyncio.Event()
         self.dropped = 0
         self.reconnects = 0
@@ -137,11 +138,28 @@ class Bus:
                 self._events.popleft()
                 self.dropped += 1
             self._events.append(message)
+        self._idle.clear()
         self._wakeup.set()
 
     @property
     def pending(self) -> int:
         return len(self._events) + len(self._retained)
+
+    async def say_goodbye(self, seconds: float) -> bool:
+        """Publish `online: false` and wait (bounded) until everything queued is delivered.
+
+        A clean disconnect makes the broker discard the will, so without this a stopped
+        dialerd would stay "online" in every console's retained status. True if all was
+        delivered in time; a broker that is down just makes this wait `seconds`.
+        """
+        self.publish(self.topic("status"), {"online": False}, retain=True)
+        try:
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("mqtt: %d messages undelivered at shutdown", self.pending)
+            return False
+        return True
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
@@ -219,6 +237,7 @@ class Bus:
                     self._requeue(message)
                     raise
             self._wakeup.clear()
+            self._idle.set()
             await self._wakeup.wait()
 
     def _requeue(self, message: Outgoing) -> None:

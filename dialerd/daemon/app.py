@@ -78,6 +78,9 @@ log = logging.getLogger("dialerd")
 calls_log = logging.getLogger("dialerd.calls")
 
 AGENT_CALL_PREFIX = "agent"
+SHUTDOWN_STEP_SECONDS = 3.0
+"""After the drain: how long hanging up the agents' legs, and delivering the last MQTT
+messages, may each take before the stop goes on without them."""
 _FAIL_OUTCOME = {
     FailReason.BUSY: Outcome.BUSY,
     FailReason.NO_ANSWER: Outcome.NO_ANSWER,
@@ -221,6 +224,8 @@ class Daemon:
         try:
             await self._until(stop)
             await self._drain(d.drain_seconds)
+            await self._sign_out_all()
+            await self.bus.say_goodbye(SHUTDOWN_STEP_SECONDS)
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -289,6 +294,25 @@ class Daemon:
                 len(self.calls),
                 len(self._awaiting_disposition),
             )
+
+    async def _sign_out_all(self) -> None:
+        """End of a drain: every agent still logged in is logged out and their nailed-up
+        leg hung up, so nobody sits in a silent conference while dialerd is down and no
+        console keeps showing a retained "ready". Bounded: a PBX that does not answer
+        cannot hold the stop (the next start ends any leg left as stale)."""
+        now = self.clock()
+        endpoints = []
+        for agent in list(self.agents.values()):
+            if agent.state is not AgentState.LOGGED_OUT:
+                await self._set_agent(agent.leg_down(now))
+                endpoints.append(agent.endpoint)
+        if not endpoints:
+            return
+        log.info("signing out %d agents: dialerd is stopping", len(endpoints))
+        with contextlib.suppress(AMIError, TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+                for endpoint in endpoints:
+                    await self.ami.send_action(hangup(f"/^{endpoint}-/"), check=False)
 
     def _load_campaigns(self, config: Config) -> None:
         for name, campaign in config.campaigns.items():
@@ -834,6 +858,8 @@ class Daemon:
         unknown = [c for c in campaigns if c not in self.campaigns]
         if unknown or not all(isinstance(c, str) for c in campaigns):
             raise CommandError(f"unknown campaign(s) {unknown}; one of {sorted(self.campaigns)}")
+        if self.draining:
+            raise CommandError("dialerd is stopping; log in again when it is back online")
         if await self.store.get_agent(agent_id) is None:
             raise CommandError(f"agent {agent_id!r} is not known to dialerd")
         decision = await self.billing.may_log_in(agent_id, datetime.now(UTC))

@@ -289,6 +289,8 @@ async def run_robot(robot: AgentRobot, broker_host: str, broker_port: int, campa
             if wants_login and robot.logins < 30 and (relogin is None or relogin.done()):
                 robot.logins += 1
                 relogin = asyncio.create_task(login_soon(2.0))
+            if topic == "dialerd/status" and not body.get("online") and relogin is not None:
+                relogin.cancel()  # dialerd stopped (and signed us out): wait until it is back
             if topic.endswith("/reply") and not body.get("ok"):
                 robot.errors.append(str(body.get("error")))
             if topic.endswith("/screen") and body.get("preview"):

@@ -40,10 +40,10 @@ async def in_process_floor(
     seed: int,
     ring: tuple[int, int],
     **campaign: Any,
-) -> AsyncIterator[tuple[Daemon, DemoOptions]]:
+) -> AsyncIterator[tuple[Daemon, DemoOptions, asyncio.Event]]:
     """The daemon and agent 1001's registered softphone on `leads` human customers who
-    pick up after `ring` seconds; `campaign` keys replace the demo campaign's. Everything
-    is stopped afterwards."""
+    pick up after `ring` seconds; `campaign` keys replace the demo campaign's. Setting the
+    yielded event stops the daemon as SIGTERM does; everything is stopped afterwards."""
     text = {**yaml.safe_load(DEMO_CAMPAIGN.read_text()), "amd": False, **campaign}
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     campaign_file = work / "demo.yaml"
@@ -73,7 +73,7 @@ async def in_process_floor(
         while "1001/sip:1001@" not in sandbox.cli("pjsip show contacts"):
             assert time.monotonic() < deadline, "the softphone did not register"
             await asyncio.sleep(0.5)
-        yield daemon, opts
+        yield daemon, opts, stop
     finally:
         stop.set()
         with contextlib.suppress(Exception):

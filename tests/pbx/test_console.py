@@ -127,7 +127,7 @@ async def floor(
     call per free agent: their numbers and the daemon."""
     async with in_process_floor(
         sandbox, broker, work, leads=leads, seed=11, ring=(2, 3), mode=mode, pacing={}
-    ) as (daemon, opts):
+    ) as (daemon, opts, _):
         yield {c.number for c in generate(opts.leads, opts.seed, opts.mix, opts.ring)}, daemon
 
 

@@ -126,7 +126,7 @@ async def live_floor(
             seed=5,
             ring=(1, 2),
             **{"registration": {"forced": False, "categories": []}, **campaign},
-        ) as (daemon, _),
+        ) as (daemon, _, _),
         aiomqtt.Client(broker.host, broker.port, identifier="test-console") as client,
     ):
         await client.subscribe(f"dialerd/agents/{AGENT}/#", qos=1)
